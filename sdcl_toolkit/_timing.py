@@ -1,0 +1,37 @@
+"""Per-stage wall-clock timing used by the association code and its benchmarks."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional
+
+import torch
+
+__all__ = ["StageTimer"]
+
+
+class StageTimer:
+    """Accumulates seconds per named stage into ``self.seconds`` (or a caller's dict).
+
+    CUDA work is synchronised at stage boundaries so the figures are real.
+    """
+
+    def __init__(self, seconds: Optional[Dict[str, float]] = None,
+                 device: Optional[torch.device] = None) -> None:
+        self.seconds: Dict[str, float] = {} if seconds is None else seconds
+        self.device = device
+
+    def _sync(self) -> None:
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start

@@ -1,0 +1,194 @@
+"""Collaborative Ranking Association (CRA), SPEC section 5.
+
+CRA gives every source-modality sample (RGB in the paper) a cluster label of the target
+modality (IR), using the agreement of the deep and the shallow feature rankings:
+
+1. ``A`` = target labels of the ``topk`` nearest target samples by deep similarity (in rank
+   order); ``S`` = the same by shallow similarity.
+2. ``count[l] = #{m : S[m] == A[l]}``; the ranking label is ``A[l*]`` for the position with
+   the largest count (ties: the earliest position, i.e. the nearest deep neighbour).
+   Labels of unclustered target samples (-1) take part like any label, as in the official
+   code, so a ranking label may be -1.
+3. Smoothing: each source sample takes the most frequent ranking label among its
+   ``smooth_k`` most similar source samples (itself included) by ``d.d' + s.s'``; ties go
+   to the smallest label (-1 first), like ``argmax`` over one-hot sums in the official code.
+
+All searches are exact top-k searches (:func:`sdcl_toolkit.knn`): memory is O(N K), never
+a dense cross-modality or self-similarity matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Union
+
+import torch
+
+from ._arrays import ArrayLike, array_kind, as_features, as_labels
+from ._timing import StageTimer
+from .knn import Backend, Candidates, knn_tensors
+
+__all__ = ["CollaborativeRankingAssociation", "CRA", "CRAResult"]
+
+
+@dataclass
+class CRAResult:
+    """Everything CRA computed for the source samples (arrays of the caller's type/device).
+
+    Attributes
+    ----------
+    labels: ``[N_src]`` int64 target-cluster label after smoothing (-1 = unassigned).
+    ranking_labels: ``[N_src]`` int64 label before smoothing (step 2).
+    votes: ``[N_src]`` int64 winning count of step 2: how many of the ``topk`` shallow
+        neighbours carry the ranking label (0..topk).
+    seconds: time per step (``"search"``, ``"ranking"``, ``"smoothing"``).
+    """
+
+    labels: ArrayLike
+    ranking_labels: ArrayLike
+    votes: ArrayLike
+    seconds: Dict[str, float]
+
+
+def _ranking_labels(deep_labels: torch.Tensor, shallow_labels: torch.Tensor):
+    """Step 2 for ``[N, K]`` label lists: (ranking label, winning count)."""
+    counts = (deep_labels[:, :, None] == shallow_labels[:, None, :]).sum(-1)  # [N, K]
+    best = torch.argmax(counts, dim=1)  # first maximum = earliest deep position
+    rows = torch.arange(deep_labels.shape[0], device=deep_labels.device)
+    return deep_labels[rows, best], counts[rows, best]
+
+
+def _smoothed_labels(ranking: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """Step 3: most frequent label among ``ranking[neighbours[i]]``, ties -> smallest label."""
+    votes = ranking[neighbours]  # [N, k]
+    counts = (votes[:, :, None] == votes[:, None, :]).sum(-1)  # [N, k]
+    # prefer the largest count, then the smallest label; labels >= -1, so shift by 1
+    span = int(votes.max()) + 2
+    score = counts * span - (votes + 1)
+    best = torch.argmax(score, dim=1)
+    return votes[torch.arange(votes.shape[0], device=votes.device), best]
+
+
+class CollaborativeRankingAssociation:
+    """Map source-modality samples to target-modality clusters (SPEC section 5).
+
+    Parameters
+    ----------
+    topk:
+        Ranking depth ``K`` of the deep and shallow cross-modality searches (official: 20).
+    smooth_k:
+        Source neighbours (self included) voting in the smoothing step (official: 5).
+    backend, candidates:
+        kNN backend and candidate precision, see :func:`sdcl_toolkit.knn`.
+
+    Example
+    -------
+    >>> cra = CRA(topk=20, smooth_k=5)
+    >>> rgb_in_ir = cra(deep_rgb, shallow_rgb, deep_ir, shallow_ir, ir_labels)  # doctest: +SKIP
+    """
+
+    def __init__(self, topk: int = 20, smooth_k: int = 5, *, backend: Backend = "auto",
+                 candidates: Candidates = "auto") -> None:
+        for name, value in (("topk", topk), ("smooth_k", smooth_k)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.topk = topk
+        self.smooth_k = smooth_k
+        self.backend = backend
+        self.candidates = candidates
+
+    def __repr__(self) -> str:
+        return f"CollaborativeRankingAssociation(topk={self.topk}, smooth_k={self.smooth_k})"
+
+    def __call__(
+        self,
+        deep_src: ArrayLike,
+        shallow_src: ArrayLike,
+        deep_tgt: ArrayLike,
+        shallow_tgt: ArrayLike,
+        tgt_labels: ArrayLike,
+        *,
+        return_details: bool = False,
+    ) -> Union[ArrayLike, CRAResult]:
+        """Associate source samples with target clusters.
+
+        Parameters
+        ----------
+        deep_src, shallow_src:
+            ``[N_src, D_deep]`` and ``[N_src, D_shallow]`` source features (raw or
+            normalised; they are L2-normalised here).
+        deep_tgt, shallow_tgt:
+            ``[N_tgt, D_deep]`` and ``[N_tgt, D_shallow]`` target features.
+        tgt_labels:
+            ``[N_tgt]`` target cluster labels (``-1`` = unclustered).
+        return_details:
+            Return a :class:`CRAResult` (labels, pre-smoothing labels, winning counts,
+            timings) instead of the labels alone.
+
+        Returns
+        -------
+        ``[N_src]`` int64 target-space labels (-1 = unassigned), numpy or torch like the
+        inputs, on their device; or a :class:`CRAResult`.
+        """
+        kind = array_kind(deep_src=deep_src, shallow_src=shallow_src, deep_tgt=deep_tgt,
+                          shallow_tgt=shallow_tgt, tgt_labels=tgt_labels)
+        device = kind.device
+        ds = as_features(deep_src, "deep_src").to(device)
+        ss = as_features(shallow_src, "shallow_src").to(device)
+        dt = as_features(deep_tgt, "deep_tgt").to(device)
+        st = as_features(shallow_tgt, "shallow_tgt").to(device)
+        self._check_shapes(ds, ss, dt, st)
+        y = as_labels(tgt_labels, "tgt_labels", length=dt.shape[0], device=device)
+        if bool((y < -1).any()):
+            raise ValueError(f"tgt_labels must be >= -1 (-1 = unclustered), got "
+                             f"{sorted({int(v) for v in y[y < -1][:5]})}")
+        if not bool((y >= 0).any()):
+            raise ValueError("all tgt_labels are -1: the target modality has no cluster, so "
+                             "there is nothing to associate")
+        result = self._associate(ds, ss, dt, st, y)
+        if not return_details:
+            return kind.to_caller(result.labels)
+        return CRAResult(kind.to_caller(result.labels), kind.to_caller(result.ranking_labels),
+                         kind.to_caller(result.votes), result.seconds)
+
+    def _check_shapes(self, ds, ss, dt, st) -> None:
+        if ds.shape[0] != ss.shape[0]:
+            raise ValueError(f"deep_src has {ds.shape[0]} samples but shallow_src has "
+                             f"{ss.shape[0]}; they must describe the same samples")
+        if dt.shape[0] != st.shape[0]:
+            raise ValueError(f"deep_tgt has {dt.shape[0]} samples but shallow_tgt has "
+                             f"{st.shape[0]}; they must describe the same samples")
+        if ds.shape[1] != dt.shape[1]:
+            raise ValueError(f"deep_src has width {ds.shape[1]} but deep_tgt has width "
+                             f"{dt.shape[1]}; deep features of both modalities must match")
+        if ss.shape[1] != st.shape[1]:
+            raise ValueError(f"shallow_src has width {ss.shape[1]} but shallow_tgt has width "
+                             f"{st.shape[1]}; shallow features of both modalities must match")
+        if self.topk > dt.shape[0]:
+            raise ValueError(f"topk={self.topk} is larger than the {dt.shape[0]} target samples")
+        if self.smooth_k > ds.shape[0]:
+            raise ValueError(f"smooth_k={self.smooth_k} is larger than the {ds.shape[0]} "
+                             "source samples")
+
+    def _associate(self, ds, ss, dt, st, y) -> CRAResult:
+        """Tensor-level association on validated float32 tensors of one device."""
+        timer = StageTimer(device=ds.device)
+        normalize = torch.nn.functional.normalize
+        ds, ss, dt, st = (normalize(t, dim=1) for t in (ds, ss, dt, st))
+        opts = dict(backend=self.backend, candidates=self.candidates)
+        with timer.stage("search"):
+            _, deep_nn = knn_tensors(ds, dt, self.topk, **opts)
+            _, shallow_nn = knn_tensors(ss, st, self.topk, **opts)
+        with timer.stage("ranking"):
+            ranking, votes = _ranking_labels(y[deep_nn], y[shallow_nn])
+        with timer.stage("smoothing"):
+            # d.d' + s.s' is the inner product of the concatenated normalised features
+            joint = torch.cat([ds, ss], dim=1)
+            _, self_nn = knn_tensors(joint, joint, self.smooth_k, **opts)
+            labels = _smoothed_labels(ranking, self_nn)
+        return CRAResult(labels, ranking, votes, dict(timer.seconds))
+
+
+CRA = CollaborativeRankingAssociation
+"""Short alias of :class:`CollaborativeRankingAssociation`."""
+

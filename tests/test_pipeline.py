@@ -1,0 +1,96 @@
+"""The per-epoch pseudo-labelling pipeline (SPEC section 3)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sdcl_toolkit import (CRA, PseudoLabeler, PseudoLabels, cluster_centroids,
+                          dbscan_pseudo_labels, jaccard_distance)
+from sdcl_toolkit.data.clustered_features import make_two_modality_features
+
+
+@pytest.fixture(scope="module")
+def feats():
+    f = make_two_modality_features(30, 12, 8, dim=32, modality_gap=0.4, noise=0.5, seed=3)
+    return f.deep_rgb.numpy(), f.shallow_rgb.numpy(), f.deep_ir.numpy(), f.shallow_ir.numpy()
+
+
+def own_labels(deep, shallow, k1, eps=0.6):
+    z = np.concatenate([deep, shallow], 1)
+    return dbscan_pseudo_labels(jaccard_distance(z, k1, 6), eps, 4)
+
+
+def test_stage1_equals_composing_the_parts(feats):
+    d_rgb, s_rgb, d_ir, s_ir = feats
+    result = PseudoLabeler()(d_rgb, s_rgb, d_ir, s_ir, stage=1)
+    assert isinstance(result, PseudoLabels) and result.stage == 1 and not result.shared
+    rgb = own_labels(d_rgb, s_rgb, 30)
+    ir = own_labels(d_ir, s_ir, 30)
+    np.testing.assert_array_equal(result.rgb.labels, rgb)
+    np.testing.assert_array_equal(result.ir.labels, ir)
+    np.testing.assert_array_equal(result.rgb.kept, rgb != -1)
+    assert result.rgb.num_clusters == rgb.max() + 1 == result.rgb.num_classes
+    assert result.ir.num_outliers == (ir == -1).sum()
+    np.testing.assert_allclose(result.deep_centroids["rgb"], cluster_centroids(d_rgb, rgb),
+                               atol=1e-6)
+    np.testing.assert_allclose(result.shallow_centroids["ir"], cluster_centroids(s_ir, ir),
+                               atol=1e-6)
+    assert result.cra is None and np.isnan(result.associated_fraction)
+
+
+def test_stage2_uses_cra_and_shared_centroids(feats):
+    d_rgb, s_rgb, d_ir, s_ir = feats
+    result = PseudoLabeler()(d_rgb, s_rgb, d_ir, s_ir, stage=2)
+    ir = own_labels(d_ir, s_ir, 30)
+    rgb_own = own_labels(d_rgb, s_rgb, 15)  # official stage-2 RGB k1
+    cra = CRA(20, 5)(d_rgb, s_rgb, d_ir, s_ir, ir)
+    np.testing.assert_array_equal(result.ir.labels, ir)
+    np.testing.assert_array_equal(result.rgb.cluster_labels, rgb_own)
+    np.testing.assert_array_equal(result.rgb.labels, cra)
+    np.testing.assert_array_equal(result.rgb.kept, (cra != -1) & (rgb_own != -1))
+    num_ir = ir.max() + 1
+    assert result.rgb.num_classes == result.ir.num_classes == num_ir
+    shared = cluster_centroids(np.concatenate([d_rgb, d_ir]), np.concatenate([cra, ir]), num_ir)
+    np.testing.assert_allclose(result.deep_centroids["rgb"], shared, atol=1e-6)
+    assert result.deep_centroids["rgb"] is result.deep_centroids["ir"]
+    assert result.shallow_centroids["rgb"] is result.shallow_centroids["ir"]
+    assert result.shared
+    assert 0 < result.associated_fraction <= 1
+    summary = result.summary()
+    json.dumps(summary)
+    assert {"rgb_clusters", "ir_outliers", "associated_fraction", "seconds"} <= set(summary)
+    assert {"jaccard_rgb", "dbscan_ir", "cra", "centroids"} <= set(summary["seconds"])
+
+
+def test_torch_inputs_give_torch_outputs(feats):
+    tensors = [torch.from_numpy(a) for a in feats]
+    result = PseudoLabeler()(*tensors, stage=2)
+    assert isinstance(result.rgb.labels, torch.Tensor)
+    assert isinstance(result.deep_centroids["ir"], torch.Tensor)
+    assert isinstance(result.cra.labels, torch.Tensor)
+    numpy_result = PseudoLabeler()(*feats, stage=2)
+    np.testing.assert_array_equal(result.rgb.labels.numpy(), numpy_result.rgb.labels)
+
+
+def test_for_dataset_uses_official_values():
+    assert PseudoLabeler.for_dataset("sysu").eps == 0.6
+    assert PseudoLabeler.for_dataset("SYSU-MM01").eps == 0.6
+    regdb = PseudoLabeler.for_dataset("regdb", k1=20)
+    assert regdb.eps == 0.3 and regdb.k1 == 20 and regdb.stage2_rgb_k1 == 15
+    with pytest.raises(ValueError, match="unknown dataset"):
+        PseudoLabeler.for_dataset("market")
+
+
+def test_bad_inputs(feats):
+    d_rgb, s_rgb, d_ir, s_ir = feats
+    with pytest.raises(ValueError, match="stage must be 1 or 2"):
+        PseudoLabeler()(d_rgb, s_rgb, d_ir, s_ir, stage=3)
+    with pytest.raises(ValueError, match="deep_rgb has 360 samples but shallow_rgb has 359"):
+        PseudoLabeler()(d_rgb, s_rgb[:-1], d_ir, s_ir)
+    with pytest.raises(ValueError, match="shallow_rgb has width 32 but shallow_ir has width 16"):
+        PseudoLabeler()(d_rgb, s_rgb, d_ir, s_ir[:, :16])
+    noise = np.random.default_rng(0).normal(size=(40, 32)).astype(np.float32)
+    with pytest.raises(ValueError, match="DBSCAN found no cluster"):
+        PseudoLabeler(eps=0.05)(noise, noise, d_ir, s_ir)
