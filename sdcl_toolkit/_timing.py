@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 import torch
 
-__all__ = ["StageTimer"]
+__all__ = ["StageTimer", "set_stage_observer"]
+
+StageObserver = Callable[[str, str], None]
+_observer: Optional[StageObserver] = None
+
+
+def set_stage_observer(observer: Optional[StageObserver]) -> Optional[StageObserver]:
+    """Install ``observer(stage_name, "start" | "end")``, called around every timed stage
+    (benchmarks use it to measure per-stage peak memory). Returns the previous observer."""
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
 
 
 class StageTimer:
@@ -29,9 +40,13 @@ class StageTimer:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self._sync()
+        if _observer is not None:
+            _observer(name, "start")
         start = time.perf_counter()
         try:
             yield
         finally:
             self._sync()
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            if _observer is not None:
+                _observer(name, "end")
