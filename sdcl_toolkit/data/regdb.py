@@ -1,0 +1,192 @@
+"""RegDB read from its raw directory tree and the standard ``idx`` split files (SPEC section 9).
+
+Expected layout (as distributed, with the 10-trial index files used by VI-ReID papers)::
+
+    root/Visible/<id>/<file>.bmp
+    root/Thermal/<id>/<file>.bmp
+    root/idx/train_visible_<t>.txt, train_thermal_<t>.txt,
+             test_visible_<t>.txt,  test_thermal_<t>.txt      for trials t = 1 .. 10
+
+Each index line is ``<path relative to root> <label>``, e.g.
+``Visible/1/male_front_v_00007_1.bmp 0``. Visible images get camera id 1 and modality
+``"rgb"``, thermal images camera id 2 and modality ``"ir"``; ``pid`` is the label of the
+index file. Evaluation runs in both directions (visible -> thermal and thermal -> visible),
+with the whole test set of the other modality as gallery, and reports the mean over trials.
+
+Example::
+
+    from sdcl_toolkit.data.regdb import RegDB
+
+    regdb = RegDB("/data/RegDB", trial=1)
+    train = regdb.train()
+    query = regdb.query("visible_to_thermal")
+    gallery = regdb.gallery("visible_to_thermal")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+from .records import IR, RGB, ImageRecord
+from .sysu_mm01 import DatasetLayoutError
+
+__all__ = ["RegDB", "REGDB_TRIALS", "REGDB_DIRECTIONS", "REGDB_VISIBLE_CAMERA",
+           "REGDB_THERMAL_CAMERA"]
+
+REGDB_TRIALS = tuple(range(1, 11))
+"""The ten standard trials."""
+REGDB_VISIBLE_CAMERA = 1
+REGDB_THERMAL_CAMERA = 2
+REGDB_DIRECTIONS: Dict[str, Tuple[str, str]] = {
+    "visible_to_thermal": (RGB, IR),
+    "thermal_to_visible": (IR, RGB),
+    "v2t": (RGB, IR),
+    "t2v": (IR, RGB),
+}
+"""Search directions: name -> (query modality, gallery modality)."""
+
+_MISSING_SHOWN = 10
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_REGDB_LAYOUT = """Expected RegDB layout:
+  <root>/Visible/<id>/<file>.bmp and <root>/Thermal/<id>/<file>.bmp
+  <root>/idx/{train,test}_{visible,thermal}_<trial>.txt
+      (trials 1..10; lines "<relative path> <label>")"""
+
+_FILES = {
+    ("train", RGB): "train_visible",
+    ("train", IR): "train_thermal",
+    ("test", RGB): "test_visible",
+    ("test", IR): "test_thermal",
+}
+
+
+def _read_index(path: Path, problems: List[str]) -> Optional[List[Tuple[str, int]]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        problems.append(f"cannot read idx/{path.name}: {error.strerror or error}")
+        return None
+    entries, bad = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            bad.append(f"{number}: {line.strip()[:60]!r}")
+            continue
+        entries.append((parts[0], int(parts[1])))
+    if bad:
+        problems.append(
+            f"idx/{path.name} has {len(bad)} malformed line(s) (expected '<path> <label>'), "
+            f"first {bad[0]}"
+        )
+    if not entries and not bad:
+        problems.append(f"idx/{path.name} lists no images")
+    return entries
+
+
+class RegDB:
+    """RegDB reader for one trial: training records and the test sets of both modalities.
+
+    The constructor reads the four index files of the trial and checks that every listed
+    image exists, raising one :class:`~sdcl_toolkit.data.sysu_mm01.DatasetLayoutError`
+    that lists everything missing.
+
+    Parameters
+    ----------
+    root:
+        The RegDB directory (containing ``Visible``, ``Thermal`` and ``idx``).
+    trial:
+        Which split, 1..10 on the real dataset (any positive number whose files exist).
+    """
+
+    def __init__(self, root: PathLike, trial: int = 1) -> None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root must be a path, got {type(root).__name__}")
+        if isinstance(trial, bool) or not isinstance(trial, int):
+            raise TypeError(f"trial must be an int, got {type(trial).__name__}")
+        if trial < 1:
+            raise ValueError(f"trial must be >= 1 (RegDB trials are numbered 1..10), got {trial}")
+        self.root = Path(root).expanduser().resolve()
+        self.trial = trial
+        problems: List[str] = []
+        if not self.root.is_dir():
+            problems.append(f"root folder {self.root} does not exist")
+            raise DatasetLayoutError("RegDB", self.root, problems, _REGDB_LAYOUT)
+        for folder in ("Visible", "Thermal", "idx"):
+            if not (self.root / folder).is_dir():
+                problems.append(f"missing folder {folder}/")
+
+        self._records: Dict[Tuple[str, str], List[ImageRecord]] = {}
+        missing_images: List[str] = []
+        for (split, modality), stem in _FILES.items():
+            path = self.root / "idx" / f"{stem}_{trial}.txt"
+            if not path.is_file():
+                problems.append(f"missing file idx/{path.name}")
+                continue
+            entries = _read_index(path, problems)
+            if entries is None:
+                continue
+            camera = REGDB_VISIBLE_CAMERA if modality == RGB else REGDB_THERMAL_CAMERA
+            records = []
+            for relative, label in entries:
+                image = self.root / relative
+                if not image.is_file():
+                    missing_images.append(relative)
+                records.append(ImageRecord(str(image), label, camera, modality))
+            self._records[(split, modality)] = records
+        if missing_images:
+            shown = ", ".join(missing_images[:_MISSING_SHOWN])
+            more = len(missing_images) - _MISSING_SHOWN
+            problems.append(
+                f"{len(missing_images)} image(s) listed in idx/*_{trial}.txt do not exist: "
+                f"{shown}{f' and {more} more' if more > 0 else ''}"
+            )
+        if problems:
+            raise DatasetLayoutError("RegDB", self.root, problems, _REGDB_LAYOUT)
+
+    def train(self, modality: Optional[str] = None) -> List[ImageRecord]:
+        """Training records of the trial: visible then thermal (or one ``modality``)."""
+        return [r for m in _modalities(modality) for r in self._records[("train", m)]]
+
+    def test(self, modality: str) -> List[ImageRecord]:
+        """Test records of one modality (``"rgb"`` = visible, ``"ir"`` = thermal)."""
+        (m,) = _modalities(modality, allow_none=False)
+        return list(self._records[("test", m)])
+
+    def query(self, direction: str = "visible_to_thermal") -> List[ImageRecord]:
+        """Query set of a search direction (``"visible_to_thermal"``/``"v2t"`` or
+        ``"thermal_to_visible"``/``"t2v"``): the test images of the query modality."""
+        return self.test(_direction(direction)[0])
+
+    def gallery(self, direction: str = "visible_to_thermal") -> List[ImageRecord]:
+        """Gallery set of a search direction: the test images of the other modality."""
+        return self.test(_direction(direction)[1])
+
+    def __repr__(self) -> str:
+        return (
+            f"RegDB(root={str(self.root)!r}, trial={self.trial}, "
+            f"train={len(self.train())}, test={len(self.test(RGB)) + len(self.test(IR))})"
+        )
+
+
+def _direction(direction: str) -> Tuple[str, str]:
+    try:
+        return REGDB_DIRECTIONS[direction]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"direction must be one of {sorted(REGDB_DIRECTIONS)}, got {direction!r}"
+        ) from None
+
+
+def _modalities(modality: Optional[str], allow_none: bool = True) -> Tuple[str, ...]:
+    if modality is None and allow_none:
+        return (RGB, IR)
+    if modality in (RGB, IR):
+        return (modality,)
+    allowed = f"None, {RGB!r} or {IR!r}" if allow_none else f"{RGB!r} or {IR!r}"
+    raise ValueError(f"modality must be {allowed}, got {modality!r}")
