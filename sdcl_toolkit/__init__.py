@@ -4,72 +4,37 @@ Everything a user needs is importable from the top level, e.g.::
 
     from sdcl_toolkit import CRA, jaccard_distance, dbscan_pseudo_labels, ClusterMemory
 
-Names are resolved lazily (PEP 562) so that ``import sdcl_toolkit`` stays cheap and each
-submodule is imported on first use.
+Training (``sdcl_toolkit.engine``) and data (``sdcl_toolkit.data``) live in subpackages.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Dict, List
-
 __version__ = "0.1.0"
 
-# public name -> submodule that defines it
-_EXPORTS: Dict[str, str] = {
+from .knn_search import knn  # noqa: E402
+from .association import CRA, CollaborativeRankingAssociation, CRAResult  # noqa: E402
+from .clustering import cluster_centroids, dbscan_pseudo_labels  # noqa: E402
+from .losses import (CNL, CollaborativeNeighborLearning, SDCLLossWeights,  # noqa: E402
+                     ShallowDeepContrast, heterogeneous_direction)
+from .memory import ClusterMemory, InstanceMemory  # noqa: E402
+from .metrics import RankResult, evaluate_rank, mean_rank_results, query_gallery_distance  # noqa: E402
+from .models import ShallowDeepViT, ViT, build_shallow_deep_vit, load_pretrained  # noqa: E402
+from .pipeline import PseudoLabeler, PseudoLabels  # noqa: E402
+from .reranking import (jaccard_distance, k_reciprocal_rerank,  # noqa: E402
+                        k_reciprocal_rerank_features)
+
+__all__ = [
+    "__version__",
     # association core
-    "knn": "knn",
-    "jaccard_distance": "reranking",
-    "k_reciprocal_rerank": "reranking",
-    "k_reciprocal_rerank_features": "reranking",
-    "dbscan_pseudo_labels": "clustering",
-    "cluster_centroids": "clustering",
+    "knn", "jaccard_distance", "k_reciprocal_rerank", "k_reciprocal_rerank_features",
+    "dbscan_pseudo_labels", "cluster_centroids",
     # cross-modality association and the per-epoch pipeline
-    "CollaborativeRankingAssociation": "association",
-    "CRA": "association",
-    "CRAResult": "association",
-    "PseudoLabeler": "pipeline",
-    "PseudoLabels": "pipeline",
+    "CollaborativeRankingAssociation", "CRA", "CRAResult", "PseudoLabeler", "PseudoLabels",
     # memories and losses
-    "ClusterMemory": "memory",
-    "InstanceMemory": "memory",
-    "ShallowDeepContrast": "losses",
-    "CollaborativeNeighborLearning": "losses",
-    "CNL": "losses",
+    "ClusterMemory", "InstanceMemory", "ShallowDeepContrast", "CollaborativeNeighborLearning",
+    "CNL", "SDCLLossWeights", "heterogeneous_direction",
     # evaluation
-    "evaluate_rank": "metrics",
-    "RankResult": "metrics",
-    "query_gallery_distance": "metrics",
+    "evaluate_rank", "RankResult", "mean_rank_results", "query_gallery_distance",
     # models
-    "ViT": "models",
-    "ShallowDeepViT": "models",
-    "load_pretrained": "models",
-}
-
-__all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'sdcl_toolkit' has no attribute {name!r}")
-    module = importlib.import_module(f".{module_name}", __name__)
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
-
-if TYPE_CHECKING:  # pragma: no cover - for static analysers and IDEs
-    from .association import CRA, CollaborativeRankingAssociation, CRAResult
-    from .clustering import cluster_centroids, dbscan_pseudo_labels
-    from .knn import knn
-    from .losses import CNL, CollaborativeNeighborLearning, ShallowDeepContrast
-    from .memory import ClusterMemory, InstanceMemory
-    from .metrics import RankResult, evaluate_rank, query_gallery_distance
-    from .models import ShallowDeepViT, ViT, load_pretrained
-    from .pipeline import PseudoLabeler, PseudoLabels
-    from .reranking import jaccard_distance, k_reciprocal_rerank, k_reciprocal_rerank_features
+    "ViT", "ShallowDeepViT", "build_shallow_deep_vit", "load_pretrained",
+]

@@ -97,10 +97,13 @@ def segment_ids(counts: torch.Tensor, total: int) -> torch.Tensor:
     if total == 0:
         return torch.zeros(0, dtype=torch.int64, device=device)
     starts = torch.cumsum(counts, 0) - counts
-    marks = torch.zeros(total + 1, dtype=torch.int64, device=device)
-    nonempty = counts > 0
-    marks.index_add_(0, starts[nonempty], torch.ones_like(starts[nonempty]))
-    ids = torch.cumsum(marks[:total], 0) - 1
+    nonempty = torch.nonzero(counts > 0).flatten()
+    # each non-empty segment's first entry jumps the id by the number of segments since the
+    # previous non-empty one (empty segments in between are skipped)
+    jumps = torch.diff(nonempty, prepend=nonempty.new_tensor([-1]))
+    marks = torch.zeros(total, dtype=torch.int64, device=device)
+    marks.index_add_(0, starts[nonempty], jumps)
+    ids = torch.cumsum(marks, 0) - 1
     return ids
 
 

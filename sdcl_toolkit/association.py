@@ -26,7 +26,7 @@ import torch
 
 from ._arrays import ArrayLike, array_kind, as_features, as_labels
 from ._timing import StageTimer
-from .knn import Backend, Candidates, knn_tensors
+from .knn_search import Backend, Candidates, knn_tensors
 
 __all__ = ["CollaborativeRankingAssociation", "CRA", "CRAResult"]
 

@@ -28,7 +28,7 @@ from ._arrays import ArrayLike, array_kind, as_features
 from ._timing import StageTimer
 from .association import CollaborativeRankingAssociation, CRAResult
 from .clustering import cluster_centroids, dbscan_pseudo_labels
-from .knn import Backend, Candidates
+from .knn_search import Backend, Candidates
 from .reranking import jaccard_distance_tensors
 
 __all__ = ["PseudoLabeler", "PseudoLabels", "ModalityLabels", "DATASET_DEFAULTS"]

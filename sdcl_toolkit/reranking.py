@@ -39,7 +39,7 @@ import torch
 from ._arrays import ArrayLike, array_kind, as_features, as_tensor
 from ._sparse import Csr, expand_segments
 from ._timing import StageTimer
-from .knn import Backend, Candidates, knn_tensors
+from .knn_search import Backend, Candidates, knn_tensors
 
 __all__ = [
     "jaccard_distance",
@@ -399,7 +399,7 @@ def jaccard_distance(
 
 
 def _smallest_with_index_ties(d: torch.Tensor, k: int) -> torch.Tensor:
-    from .knn import _topk_lowest_index_ties
+    from .knn_search import _topk_lowest_index_ties
 
     return _topk_lowest_index_ties(-d, k)[1]
 

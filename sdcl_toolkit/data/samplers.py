@@ -238,7 +238,9 @@ class IterationBatchSampler(Sampler[List[int]]):
 
     Pass after pass of ``sampler`` is cut into consecutive batches; the incomplete tail of each
     pass is dropped (the official ``DataLoader(drop_last=True)`` inside ``IterLoader``) and the
-    next pass starts a fresh batch. With an :class:`IdentityBalancedSampler` pass ``k`` of the
+    next pass starts a fresh batch. A pass shorter than one batch (few pseudo-identities, e.g.
+    early in training) is joined with the following passes until a batch is full, where the
+    official loop would never produce a batch. With an :class:`IdentityBalancedSampler` pass ``k`` of the
     current epoch is ``sampler.indices(k)``, so the stream is deterministic; any other sampler
     is simply iterated again.
 
@@ -251,11 +253,11 @@ class IterationBatchSampler(Sampler[List[int]]):
         self.batch_size = _check_non_negative_int(batch_size, "batch_size", minimum=1)
         self.num_iterations = _check_non_negative_int(num_iterations, "num_iterations", minimum=1)
         per_pass = len(sampler)  # type: ignore[arg-type]
+        if per_pass == 0:
+            raise ValueError("the sampler yields no index: there is no labelled image to train on")
         if per_pass < self.batch_size:
-            raise ValueError(
-                f"the sampler yields {per_pass} indices per pass, fewer than batch_size="
-                f"{self.batch_size}; lower the batch size or provide more labelled images"
-            )
+            logger.info("the sampler yields %d indices per pass, fewer than batch_size=%d: "
+                        "consecutive passes are joined", per_pass, self.batch_size)
         num_instances = getattr(sampler, "num_instances", None)
         if num_instances and self.batch_size % num_instances:
             logger.warning("batch_size %d is not a multiple of num_instances %d: identity "
@@ -280,16 +282,17 @@ class IterationBatchSampler(Sampler[List[int]]):
         produced, pass_index = 0, 0
         while produced < self.num_iterations:
             stream = self._pass(pass_index)
+            pass_index += 1
+            while stream.size < self.batch_size:  # join short passes
+                more = self._pass(pass_index)
+                pass_index += 1
+                if more.size == 0:
+                    raise ValueError(f"pass {pass_index - 1} of the sampler yielded no index")
+                stream = np.concatenate([stream, more])
             full = min(stream.size // self.batch_size, self.num_iterations - produced)
-            if full == 0:
-                raise ValueError(
-                    f"pass {pass_index} of the sampler yielded {stream.size} indices, fewer than "
-                    f"batch_size={self.batch_size}"
-                )
             for batch in stream[: full * self.batch_size].reshape(full, self.batch_size):
                 yield batch.tolist()
             produced += full
-            pass_index += 1
 
     def __len__(self) -> int:
         return self.num_iterations

@@ -58,7 +58,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -272,6 +272,42 @@ def _sample_shots(rng: np.random.Generator, identity: np.ndarray, camera: np.nda
         blobs=blobs,
         horizon_jitter=u(-0.05, 0.05, m),
     )
+
+
+def _damp_shots(shots: _Shots, strength: float) -> _Shots:
+    """Shrink per-image nuisance toward neutral by ``strength`` (1 = unchanged, 0 = none):
+    position, scale, illumination gain, colour cast, gamma, shading, sensor noise, blur,
+    infrared gain window, background texture and blobs. Pose (walking phase, facing)
+    is kept: it is part of how a person looks."""
+    if strength == 1.0:
+        return shots
+    s = strength
+    blobs = shots.blobs.copy()
+    blobs[:, :, 3:] *= s
+    return replace(
+        shots,
+        shift=shots.shift * s,
+        scale=1 + s * (shots.scale - 1),
+        gain=1 + s * (shots.gain - 1),
+        cast=1 + s * (shots.cast - 1),
+        gamma=np.exp(s * np.log(shots.gamma)),
+        shading=shots.shading * s,
+        noise=shots.noise * s,
+        blur=shots.blur & (np.linspace(0, 1, len(shots.blur)) < s),
+        window_jitter=shots.window_jitter * s,
+        texture=shots.texture * s,
+        blobs=blobs,
+        horizon_jitter=shots.horizon_jitter * s,
+    )
+
+
+def _damp_cameras(cams: _CameraStyle, strength: float) -> _CameraStyle:
+    """Shrink the per-camera scene colours toward grey and the colour casts toward neutral."""
+    if strength == 1.0:
+        return cams
+    s = strength
+    return replace(cams, wall=0.5 + s * (cams.wall - 0.5), floor=0.5 + s * (cams.floor - 0.5),
+                   cast=1 + s * (cams.cast - 1))
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -572,9 +608,10 @@ def _render_all(
     height: int,
     width: int,
     shots: Optional[_Shots] = None,
+    nuisance: float = 1.0,
 ) -> np.ndarray:
     if shots is None:
-        shots = _sample_shots(rng, identity, camera)
+        shots = _damp_shots(_sample_shots(rng, identity, camera), nuisance)
     images = np.empty((len(identity), height, width, 3), dtype=np.uint8)
     for start in range(0, len(identity), _BATCH):
         sel = slice(start, start + _BATCH)
@@ -600,6 +637,7 @@ def write_synthetic_sysu(
     val_fraction: float = 0.1,
     test_fraction: float = 0.3,
     ir_material_weight: float = 0.3,
+    nuisance: float = 1.0,
     overwrite: bool = False,
 ) -> Path:
     """Write a SYSU-MM01-layout tree of generated images into ``root`` and return it.
@@ -629,6 +667,12 @@ def write_synthetic_sysu(
         ``material``. 0 makes infrared a fixed function of colour; 1 makes it unrelated.
         At the default 0.3 a small CNN trained with labels reaches within-modality Rank-1
         around 80-90% but cross-modality Rank-1 around 30% on unseen identities.
+    nuisance:
+        Strength of the per-image and per-camera nuisance (position, scale, illumination,
+        colour cast, gamma, shading, noise, blur, background colour and texture), from 1
+        (the default: realistic variation) down to 0 (none). Lower values make identities
+        easier to group without labels; the CPU demo uses 0.35 so that a randomly
+        initialised network can bootstrap its own pseudo-labels.
     overwrite:
         Replace a non-empty ``root``.
 
@@ -644,6 +688,7 @@ def write_synthetic_sysu(
     val_fraction = _check_fraction("val_fraction", val_fraction)
     test_fraction = _check_fraction("test_fraction", test_fraction)
     ir_material_weight = _check_fraction("ir_material_weight", ir_material_weight)
+    nuisance = _check_fraction("nuisance", nuisance)
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"val_fraction + test_fraction must be < 1 (training needs identities), got "
@@ -653,7 +698,7 @@ def write_synthetic_sysu(
     root = _prepare_root(root, overwrite)
     seeds = np.random.SeedSequence(seed).spawn(4)
     traits = _sample_traits(np.random.default_rng(seeds[0]), identities, ir_material_weight)
-    cams = _sample_cameras(np.random.default_rng(seeds[1]))
+    cams = _damp_cameras(_sample_cameras(np.random.default_rng(seeds[1])), nuisance)
     layout_rng = np.random.default_rng(seeds[2])
 
     # which (person, camera) pairs exist
@@ -681,7 +726,8 @@ def write_synthetic_sysu(
     camera = np.repeat(cam_col + 1, images_per_camera)
     number = np.tile(np.arange(1, images_per_camera + 1), len(person))
     images = _render_all(
-        traits, cams, np.random.default_rng(seeds[3]), identity, camera, height, width
+        traits, cams, np.random.default_rng(seeds[3]), identity, camera, height, width,
+        nuisance=nuisance,
     )
 
     for cam in _ALL_CAMERAS:
@@ -715,6 +761,7 @@ def write_synthetic_regdb(
     seed: int = 0,
     trials: int = 10,
     ir_material_weight: float = 0.3,
+    nuisance: float = 1.0,
     overwrite: bool = False,
 ) -> Path:
     """Write a RegDB-layout tree of generated, co-registered visible/thermal pairs.
@@ -731,10 +778,11 @@ def write_synthetic_regdb(
     trials = _check_positive_int("trials", trials)
     _check_image_size(height, width)
     ir_material_weight = _check_fraction("ir_material_weight", ir_material_weight)
+    nuisance = _check_fraction("nuisance", nuisance)
     root = _prepare_root(root, overwrite)
     seeds = np.random.SeedSequence([seed, 1]).spawn(4)
     traits = _sample_traits(np.random.default_rng(seeds[0]), identities, ir_material_weight)
-    cams = _sample_cameras(np.random.default_rng(seeds[1]))
+    cams = _damp_cameras(_sample_cameras(np.random.default_rng(seeds[1])), nuisance)
     layout_rng = np.random.default_rng(seeds[2])
     render_rng = np.random.default_rng(seeds[3])
 
@@ -742,8 +790,8 @@ def write_synthetic_regdb(
     person = np.repeat(np.arange(identities), images_per_modality)
     visible_camera = np.full(frames, SYSU_RGB_CAMERAS[0])
     thermal_camera = np.full(frames, SYSU_IR_CAMERAS[1])
-    visible_shots = _sample_shots(render_rng, person, visible_camera)
-    thermal_shots = _sample_shots(render_rng, person, thermal_camera)
+    visible_shots = _damp_shots(_sample_shots(render_rng, person, visible_camera), nuisance)
+    thermal_shots = _damp_shots(_sample_shots(render_rng, person, thermal_camera), nuisance)
     for field in ("shift", "scale", "phase", "facing"):  # same pose in both cameras
         setattr(thermal_shots, field, getattr(visible_shots, field))
     visible = _render_all(traits, cams, render_rng, person, visible_camera, height, width,
@@ -839,6 +887,7 @@ def ensure_synthetic_sysu(
     val_fraction: float = 0.1,
     test_fraction: float = 0.3,
     ir_material_weight: float = 0.3,
+    nuisance: float = 1.0,
 ) -> Path:
     """Path of a cached generated SYSU-MM01 tree, generating it only when missing or incomplete.
 
@@ -852,6 +901,7 @@ def ensure_synthetic_sysu(
         identities=identities, images_per_camera=images_per_camera, height=height,
         width=width, seed=seed, camera_presence=camera_presence, val_fraction=val_fraction,
         test_fraction=test_fraction, ir_material_weight=ir_material_weight,
+        nuisance=nuisance,
     )
     return _ensure("sysu", write_synthetic_sysu, cache_dir, params)
 
@@ -866,11 +916,13 @@ def ensure_synthetic_regdb(
     seed: int = 0,
     trials: int = 10,
     ir_material_weight: float = 0.3,
+    nuisance: float = 1.0,
 ) -> Path:
     """Like :func:`ensure_synthetic_sysu` for :func:`write_synthetic_regdb`."""
     params = dict(
         identities=identities, images_per_modality=images_per_modality, height=height,
         width=width, seed=seed, trials=trials, ir_material_weight=ir_material_weight,
+        nuisance=nuisance,
     )
     return _ensure("regdb", write_synthetic_regdb, cache_dir, params)
 
@@ -891,6 +943,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--camera-presence", type=float, default=0.85,
                         help="probability that a person appears in a camera")
+    parser.add_argument("--nuisance", type=float, default=1.0,
+                        help="nuisance strength, 1 (realistic) .. 0 (none)")
     parser.add_argument("--ir-material-weight", type=float, default=0.3,
                         help="0..1, how unrelated infrared intensity is to colour")
     parser.add_argument("--regdb", action="store_true", help="also write OUT/RegDB")
@@ -907,14 +961,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out / "SYSU-MM01", identities=args.identities,
             images_per_camera=args.images_per_camera, height=args.height, width=args.width,
             seed=args.seed, camera_presence=args.camera_presence,
-            ir_material_weight=args.ir_material_weight, overwrite=args.overwrite,
+            ir_material_weight=args.ir_material_weight, nuisance=args.nuisance,
+            overwrite=args.overwrite,
         )
         print(f"SYSU-MM01 layout: {sysu}")
         if args.regdb:
             regdb = write_synthetic_regdb(
                 out / "RegDB", identities=args.regdb_identities,
                 images_per_modality=args.regdb_images, height=args.height, width=args.width,
-                seed=args.seed, ir_material_weight=args.ir_material_weight,
+                seed=args.seed, ir_material_weight=args.ir_material_weight, nuisance=args.nuisance,
                 overwrite=args.overwrite,
             )
             print(f"RegDB layout:     {regdb}")

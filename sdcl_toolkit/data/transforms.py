@@ -638,32 +638,44 @@ class ChannelAdapGray(Transform):
 # ----------------------------------------------------------------------------- official pipelines
 
 
-def _train_core(height: int, width: int) -> List[Transform]:
+def _train_core(height: int, width: int, *, jitter: float = 0.5, hue: float = 0.5,
+                padding: int = 10, erasing: float = 0.5) -> List[Transform]:
     size = _pair((height, width), "(height, width)")
     return [
-        ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5),
+        ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=hue),
         Resize(size),
-        Pad(10),
+        Pad(padding),
         RandomCrop(size),
         RandomHorizontalFlip(0.5),
         Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        RandomErasing(probability=0.5),
+        RandomErasing(probability=erasing),
     ]
 
 
-def rgb_train_transform(height: int, width: int) -> Compose:
+_STRENGTHS_DOC = """
+    ``jitter`` (brightness, contrast and saturation), ``hue``, ``padding`` (pixels, before the
+    random crop) and ``erasing`` (probability) default to the official values 0.5, 0.5, 10
+    and 0.5, which are meant for 288x144 inputs and a pretrained backbone; scale ``padding``
+    with the image size."""
+
+
+def rgb_train_transform(height: int, width: int, **strengths: float) -> Compose:
     """Official first RGB view: jitter, resize, pad 10 + crop, flip, normalise, erase (SPEC 8)."""
-    return Compose(_train_core(height, width))
+    return Compose(_train_core(height, width, **strengths))
 
 
-def rgb_train_transform_second_view(height: int, width: int) -> Compose:
+def rgb_train_transform_second_view(height: int, width: int, **strengths: float) -> Compose:
     """Official second RGB view: :func:`rgb_train_transform`, then ``ChannelExchange(gray=2)``."""
-    return Compose(_train_core(height, width) + [ChannelExchange(gray=2)])
+    return Compose(_train_core(height, width, **strengths) + [ChannelExchange(gray=2)])
 
 
-def ir_train_transform(height: int, width: int) -> Compose:
+def ir_train_transform(height: int, width: int, **strengths: float) -> Compose:
     """Official infrared view: :func:`rgb_train_transform` followed by ``ChannelAdapGray(0.5)``."""
-    return Compose(_train_core(height, width) + [ChannelAdapGray(probability=0.5)])
+    return Compose(_train_core(height, width, **strengths) + [ChannelAdapGray(probability=0.5)])
+
+
+for _fn in (rgb_train_transform, rgb_train_transform_second_view, ir_train_transform):
+    _fn.__doc__ += "\n" + _STRENGTHS_DOC
 
 
 def test_transform(height: int, width: int, interpolation: str = "bicubic") -> Compose:

@@ -299,9 +299,17 @@ def test_iteration_batch_sampler_with_a_plain_sampler():
     assert list(batches) == [[0, 1], [2, 3], [0, 1], [2, 3], [0, 1]]
 
 
+def test_iteration_batch_sampler_joins_passes_shorter_than_a_batch():
+    sampler = IdentityBalancedSampler(np.repeat(np.arange(2), 3), None, 3)  # 6 per pass
+    batches = list(IterationBatchSampler(sampler, batch_size=7, num_iterations=3))
+    passes = [list(sampler.indices(k)) for k in range(6)]
+    assert batches == [(passes[0] + passes[1])[:7], (passes[2] + passes[3])[:7],
+                       (passes[4] + passes[5])[:7]]
+
+
 def test_iteration_batch_sampler_errors():
     sampler = IdentityBalancedSampler(np.repeat(np.arange(2), 3), None, 3)
-    with pytest.raises(ValueError, match="fewer than batch_size"):
-        IterationBatchSampler(sampler, batch_size=7, num_iterations=1)
+    with pytest.raises(ValueError, match="no index"):
+        IterationBatchSampler(torch.utils.data.SequentialSampler(range(0)), 2, 1)
     with pytest.raises(ValueError, match="num_iterations"):
         IterationBatchSampler(sampler, batch_size=2, num_iterations=0)

@@ -1,0 +1,92 @@
+"""Feature extraction over image records, sharded across ranks and gathered in order."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+
+from ..data.loaders import make_test_loader
+from ..data.records import ImageRecord
+from ..distributed import all_gather_cat, get_rank, get_world_size
+
+__all__ = ["extract_features", "shard_bounds", "autocast_context"]
+
+
+def shard_bounds(total: int, rank: int, world: int) -> Tuple[int, int]:
+    """Contiguous, balanced ``[start, stop)`` of ``total`` items for ``rank`` of ``world``."""
+    base, extra = divmod(total, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def autocast_context(device: torch.device, enabled: bool):
+    """bfloat16 autocast on ``device`` when ``enabled`` (a no-op context otherwise)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@torch.no_grad()
+def extract_features(
+    model: torch.nn.Module,
+    records: Sequence[ImageRecord],
+    modality: str,
+    transform: Callable,
+    *,
+    device: torch.device,
+    batch_size: int = 128,
+    flip: bool = True,
+    normalized: bool = False,
+    amp: bool = False,
+    num_workers: Optional[int] = None,
+    progress: Optional[Callable] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Deep and shallow features of every record, in record order, on every rank.
+
+    Each rank extracts a contiguous shard of ``records``; the shards are gathered in rank
+    order (:func:`sdcl_toolkit.distributed.all_gather_cat`), so all ranks end with the same
+    ``[N, D]`` float32 CPU tensors.
+
+    Parameters
+    ----------
+    model: a :class:`~sdcl_toolkit.ShallowDeepViT` (unwrapped from DDP).
+    records, modality: the images and their modality (``"rgb"``/``"ir"``).
+    transform: the test transform (resize + normalise).
+    flip: average with the horizontally flipped image.
+    normalized: return the L2-normalised 1536-d test feature as ``deep`` (and an empty
+        ``shallow``) instead of the raw branch features.
+    amp: bfloat16 autocast.
+    progress: optional ``tqdm``-like wrapper for the batch iterator.
+    """
+    world, rank = get_world_size(), get_rank()
+    start, stop = shard_bounds(len(records), rank, world)
+    loader = make_test_loader(list(records[start:stop]), transform, batch_size=batch_size,
+                              num_workers=num_workers)
+    deep_parts, shallow_parts = [], []
+    batches = progress(loader) if progress is not None else loader
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            images = batch[0].to(device, non_blocking=True)
+            with autocast_context(device, amp):
+                if normalized:
+                    deep_parts.append(model.extract(images, modality, flip=flip).float().cpu())
+                else:
+                    feats = model.extract_branches(images, modality, flip=flip)
+                    deep_parts.append(feats.deep.float().cpu())
+                    shallow_parts.append(feats.shallow.float().cpu())
+    finally:
+        model.train(was_training)
+    width = model.test_feature_dim if normalized else model.feature_dim
+    deep = torch.cat(deep_parts) if deep_parts else torch.zeros(0, width)
+    shallow = torch.cat(shallow_parts) if shallow_parts else torch.zeros(0, model.feature_dim)
+    if world > 1:
+        gather_device = device if device.type == "cuda" else torch.device("cpu")
+        deep = all_gather_cat(deep.to(gather_device)).cpu()
+        if not normalized:
+            shallow = all_gather_cat(shallow.to(gather_device)).cpu()
+    return deep, shallow
+
