@@ -44,7 +44,7 @@ from sdcl_toolkit import PseudoLabeler, dbscan_pseudo_labels  # noqa: E402
 from sdcl_toolkit._timing import set_stage_observer  # noqa: E402
 from sdcl_toolkit.data.clustered_features import (make_clustered_features,  # noqa: E402
                                                   make_two_modality_features)
-from sdcl_toolkit.knn import knn_tensors  # noqa: E402
+from sdcl_toolkit.knn_search import knn_tensors  # noqa: E402
 from sdcl_toolkit.reranking import JACCARD_STAGES, jaccard_distance_tensors  # noqa: E402
 
 SYSU_RGB, SYSU_IR, SYSU_IDS = 22258, 11909, 395
