@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from typing import Literal, Optional, Tuple
 
 import torch
@@ -267,13 +268,14 @@ class _Bfloat16Candidates:
         num_keys = self.keys.shape[0]
         width = min(k + self.margin, num_keys)
         q_bf16 = q.to(torch.bfloat16)
-        approx = (q_bf16 @ self.keys_bf16.T).float()
+        approx = q_bf16 @ self.keys_bf16.T  # bfloat16 scores, topk without a float copy
         if self_offset is not None:
             _mask_self(approx, self_offset)
         cand_approx, cand = torch.topk(approx, width, dim=1)
+        cand_approx = cand_approx.float()
         del approx
         cand, order = torch.sort(cand, dim=1)  # key order, so position ties = index ties
-        exact = torch.einsum("bd,bkd->bk", q, self.keys[cand])
+        exact = _rescore(q, self.keys, cand)
         if self_offset is not None:
             rows = torch.arange(q.shape[0], device=q.device) + self_offset
             exact = exact.masked_fill(cand == rows[:, None], -math.inf)
@@ -304,6 +306,33 @@ class _Bfloat16Candidates:
             values[rows] = v
             indices[rows] = i
         return values, indices
+
+
+_GATHER_BUDGET = 16 * 2**20  # floats of gathered keys per re-scoring block (fallback path)
+
+
+def _rescore(q: torch.Tensor, keys: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """Exact float32 ``q[b] . keys[cand[b, j]]`` for ``[B, W]`` candidates sorted per row.
+
+    A sampled dense-dense product (``torch.sparse.sampled_addmm``) computes only the needed
+    inner products without gathering the key rows; where the build lacks it, blocks of rows
+    are gathered within a fixed memory budget.
+    """
+    b, w = cand.shape
+    try:
+        crow = torch.arange(0, b * w + 1, w, device=q.device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            mask = torch.sparse_csr_tensor(crow, cand.reshape(-1), torch.zeros(b * w, device=q.device),
+                                           (b, keys.shape[0]), check_invariants=False)
+            return torch.sparse.sampled_addmm(mask, q, keys.T, beta=0.0).values().reshape(b, w)
+    except (RuntimeError, NotImplementedError):  # builds/devices without SDDMM
+        out = torch.empty(b, w, dtype=q.dtype, device=q.device)
+        step = max(1, _GATHER_BUDGET // max(1, w * keys.shape[1]))
+        for start in range(0, b, step):
+            stop = min(start + step, b)
+            out[start:stop] = torch.einsum("bd,bkd->bk", q[start:stop], keys[cand[start:stop]])
+        return out
 
 
 def _mask_self_rows(scores: torch.Tensor, columns: torch.Tensor) -> None:

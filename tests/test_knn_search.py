@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdcl_toolkit import knn
-from sdcl_toolkit.knn import faiss_available
+from sdcl_toolkit.knn_search import faiss_available
 
 
 def brute_force(queries: np.ndarray, keys: np.ndarray, k: int, exclude_self: bool = False):
@@ -136,6 +136,20 @@ def test_bfloat16_fallback_handles_rows_that_cannot_be_proven():
     ref_s, ref_i = brute_force(queries, keys, 10)
     np.testing.assert_allclose(s16, ref_s, atol=1e-6)
     assert _close_up_to_near_ties(i16, ref_i, ref_s, tol=1e-6)
+
+
+def test_rescoring_fallback_without_sampled_addmm(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = unit(rng.normal(size=(400, 300)).astype(np.float32))
+    expected = knn(x, x, 8, candidates="bfloat16")
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("sampled_addmm: not implemented for this device")
+
+    monkeypatch.setattr(torch.sparse, "sampled_addmm", unavailable)
+    got = knn(x, x, 8, candidates="bfloat16")
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-6)
 
 
 def test_bfloat16_candidates_with_exclude_self(data):
