@@ -38,7 +38,8 @@ from ..data.loaders import make_train_loader
 from ..data.records import IR, RGB
 from ..data.transforms import (ir_train_transform, rgb_train_transform,
                                rgb_train_transform_second_view, test_transform)
-from ..distributed import broadcast_object, get_rank, get_world_size, is_distributed
+from ..distributed import (broadcast_object, broadcast_tensor, get_rank, get_world_size,
+                           is_distributed)
 from ..losses import (CollaborativeNeighborLearning, Direction, SDCLLossWeights,
                       ShallowDeepContrast, heterogeneous_direction)
 from ..memory import ClusterMemory, InstanceMemory
@@ -161,6 +162,7 @@ class SDCLTrainer:
             cra=CollaborativeRankingAssociation(config.cra_topk, config.cra_smooth_k))
         self.start_epoch = 0
         self.history: Dict[str, Any] = {}
+        self.last_memories: Optional[EpochMemories] = None  # memories at the end of an epoch
 
     # ------------------------------------------------------------------ setup
 
@@ -262,6 +264,14 @@ class SDCLTrainer:
                 amp=self.config.amp, num_workers=self.config.workers,
                 progress=self._bar(f"features {modality}"))
         return out
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's BatchNorm statistics. DDP broadcasts buffers at the start
+        of each forward, so after the last step they differ by one local update; the
+        official DataParallel model keeps replica 0's statistics."""
+        if is_distributed():
+            for buffer in self.model.buffers():
+                broadcast_tensor(buffer, src=0)
 
     def pretrain(self) -> Dict[str, float]:
         """Supervised pretraining on a generated tree of other identities
@@ -428,7 +438,9 @@ class SDCLTrainer:
             if hasattr(batches, "set_postfix"):
                 batches.set_postfix(loss=f"{parts['loss']:.3f}")
         timings["train"] = time.perf_counter() - start
+        self._sync_buffers()
         self.scheduler.step()
+        self.last_memories = memories
 
         summary = labels.summary()
         record = {

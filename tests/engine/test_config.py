@@ -1,0 +1,73 @@
+"""Training configuration: presets hold the official values, every field is a flag."""
+
+import dataclasses
+
+import pytest
+
+from sdcl_toolkit.engine import TrainConfig, build_parser, parse_config, sysu_config_from_argv
+
+
+def test_sysu_preset_is_the_official_recipe():
+    c = TrainConfig.sysu()
+    assert (c.epochs, c.cmlabel, c.iters_stage1, c.iters_stage2) == (50, 30, 200, 100)
+    assert (c.batch_ir, c.batch_rgb, c.num_instances) == (128, 128, 16)
+    assert (c.lr, c.weight_decay, c.sgd_momentum, c.step_size, c.gamma) == (3.5e-4, 5e-4, 0.9,
+                                                                             20, 0.1)
+    assert (c.eps, c.min_samples, c.k1, c.k2, c.stage2_rgb_k1) == (0.6, 4, 30, 6, 15)
+    assert (c.memory_momentum, c.instance_momentum, c.temp) == (0.1, 0.9, 0.05)
+    assert (c.cra_topk, c.cra_smooth_k, c.cnl_threshold) == (20, 5, 0.9)
+    assert (c.homogeneous_start, c.heterogeneous_start) == (0, 10)
+    assert (c.aug_jitter, c.aug_hue, c.aug_padding, c.aug_erasing) == (0.5, 0.5, 10, 0.5)
+    assert c.model == "vit_base" and c.pretrain_steps == 0
+
+
+def test_regdb_preset():
+    c = TrainConfig.regdb()
+    assert (c.epochs, c.cmlabel, c.iters_stage1, c.iters_stage2, c.eps) == (30, 20, 50, 50, 0.3)
+    assert c.memory_momentum_for(0) == 0.99 and c.memory_momentum_for(1) == 0.1
+    assert c.stage2_rgb_k1 == 30 and c.homogeneous_start == 1
+
+
+def test_schedule_helpers():
+    c = TrainConfig.sysu()
+    assert c.stage(29) == 1 and c.stage(30) == 2
+    assert c.iterations(0) == 200 and c.iterations(30) == 100
+
+
+def test_every_field_is_a_flag_with_the_preset_default():
+    defaults = TrainConfig.regdb()
+    args = build_parser(defaults).parse_args([])
+    for field in dataclasses.fields(TrainConfig):
+        if field.name != "extra":
+            assert getattr(args, field.name) == getattr(defaults, field.name), field.name
+
+
+def test_parse_config_overrides_and_optional_none():
+    c = parse_config(TrainConfig.sysu(), ["--eps", "0.5", "--no-use-cameras", "--pretrained",
+                                          "x.pth", "--first-epoch-memory-momentum", "none",
+                                          "--data-dir", "/data"])
+    assert c.eps == 0.5 and c.use_cameras is False and c.pretrained == "x.pth"
+    assert c.first_epoch_memory_momentum is None
+
+
+def test_train_sysu_uses_the_demo_without_data_dir():
+    assert sysu_config_from_argv([]).model == "tiny"
+    official = sysu_config_from_argv(["--data-dir", "/data/SYSU-MM01"])
+    assert official.model == "vit_base" and official.epochs == 50
+    assert sysu_config_from_argv(["--data-dir", "/d", "--epochs", "3"]).epochs == 3
+
+
+def test_invalid_settings_are_listed():
+    with pytest.raises(ValueError) as error:
+        TrainConfig.sysu(eps=2.0, batch_ir=100, dataset="market").validate()
+    message = str(error.value)
+    assert "eps must be in (0, 1]" in message
+    assert "batch_ir=100 must be a multiple of num_instances=16" in message
+    assert "dataset must be 'sysu' or 'regdb'" in message
+    with pytest.raises(ValueError, match="RegDB needs --data-dir"):
+        TrainConfig.regdb().validate()
+
+
+def test_json_round_trip():
+    c = TrainConfig.demo(seed=7)
+    assert TrainConfig.from_dict(c.to_dict()) == c

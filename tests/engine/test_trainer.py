@@ -1,0 +1,83 @@
+"""End-to-end training on a tiny generated tree: outputs, resume, error paths."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from sdcl_toolkit.data.sysu_mm01 import DatasetLayoutError
+from sdcl_toolkit.engine import CheckpointLoadError, SDCLTrainer
+from sdcl_toolkit.models.checkpoint import CheckpointError
+
+
+def test_short_run_trains_both_stages_and_writes_its_outputs(tiny_config, tmp_path):
+    history = SDCLTrainer(tiny_config).fit()
+    epochs = history["epochs"]
+    assert [e["stage"] for e in epochs] == [1, 2]
+    assert epochs[1]["associated_fraction"] is not None
+    assert all(e["steps"] == 2 for e in epochs)
+    assert all(torch.isfinite(torch.tensor(e["losses"]["loss"])) for e in epochs)
+    assert epochs[1]["losses"]["heterogeneous"] > 0  # heterogeneous CNL from epoch 1
+    assert set(history["final"]) == {"all", "indoor"}
+    assert len(history["final"]["all"]["trials"]) == 2
+    out = tmp_path / "run"
+    assert {"last.pth", "log.jsonl", "results.json", "config.json"} <= {p.name for p in
+                                                                          out.iterdir()}
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert events.count("epoch") == 2 and events.count("eval") == 1
+    saved = torch.load(out / "last.pth", weights_only=False)
+    assert saved["epoch"] == 1 and saved["config"]["epochs"] == 2
+
+
+def test_resumed_run_ends_with_the_same_weights(tiny_config, tmp_path):
+    full = SDCLTrainer(dataclasses.replace(tiny_config, output_dir=str(tmp_path / "full")))
+    full.fit()
+    split = dataclasses.replace(tiny_config, output_dir=str(tmp_path / "split"))
+    first = SDCLTrainer(dataclasses.replace(split, stop_after=1))
+    first.fit()
+    assert "final" not in first.history  # interrupted after epoch 0
+    resumed = SDCLTrainer(dataclasses.replace(split, resume=True))
+    assert resumed.start_epoch == 0
+    resumed.fit()
+    assert resumed.start_epoch == 1
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.history["final"]["all"]["mean"] == full.history["final"]["all"]["mean"]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_config):
+    trainer = SDCLTrainer(dataclasses.replace(tiny_config, resume=True))
+    with pytest.raises(CheckpointLoadError, match="nothing to resume from"):
+        trainer.fit()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointLoadError, match="corrupt or truncated"):
+        SDCLTrainer(dataclasses.replace(tiny_config, resume=True)).fit()
+
+
+def test_wrong_data_layout_lists_what_is_missing(tiny_config, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="cam1"):
+        SDCLTrainer(dataclasses.replace(tiny_config, data_dir=str(tmp_path / "empty")))
+
+
+def test_pretrained_file_with_foreign_keys(tiny_config, tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 2048)},
+               path)
+    with pytest.raises(CheckpointError):
+        SDCLTrainer(dataclasses.replace(tiny_config, pretrained=str(path)))
+
+
+def test_pretraining_stage_runs_and_is_reported(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, epochs=1, cmlabel=5, pretrain_steps=2,
+                                 pretrain_identities=8, eval_before=True,
+                                 cache_dir=str(tmp_path / "cache"))
+    history = SDCLTrainer(config).fit()
+    assert {"before", "pretrained", "final"} <= set(history)
