@@ -22,7 +22,8 @@ logger = logging.getLogger("sdcl_toolkit.train")
 
 def progress_bar(iterable: Iterable, *, enabled: bool, desc: str, total: Optional[int] = None,
                  leave: bool = False):
-    """A tqdm bar when ``enabled`` and tqdm is installed, else the plain iterable."""
+    """A tqdm bar when ``enabled``, tqdm is installed and stderr is a terminal (bars are
+    left out of logs redirected to files), else the plain iterable."""
     if not enabled:
         return iterable
     try:
@@ -30,7 +31,7 @@ def progress_bar(iterable: Iterable, *, enabled: bool, desc: str, total: Optiona
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return iterable
     return tqdm(iterable, desc=desc, total=total, leave=leave, dynamic_ncols=True,
-                file=sys.stderr)
+                file=sys.stderr, disable=None)
 
 
 def _plain(value: Any) -> Any:
