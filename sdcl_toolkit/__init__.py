@@ -14,8 +14,9 @@ __version__ = "0.1.0"
 from .knn_search import knn  # noqa: E402
 from .association import CRA, CollaborativeRankingAssociation, CRAResult  # noqa: E402
 from .clustering import cluster_centroids, dbscan_pseudo_labels  # noqa: E402
-from .losses import (CNL, CollaborativeNeighborLearning, SDCLLossWeights,  # noqa: E402
-                     ShallowDeepContrast, heterogeneous_direction)
+from .losses import (CNL, CollaborativeNeighborLearning, Direction, NeighborLoss,  # noqa: E402
+                     SDCLLossWeights, ShallowDeepContrast, ShallowDeepLoss,
+                     heterogeneous_direction)
 from .memory import ClusterMemory, InstanceMemory  # noqa: E402
 from .metrics import RankResult, evaluate_rank, mean_rank_results, query_gallery_distance  # noqa: E402
 from .models import ShallowDeepViT, ViT, build_shallow_deep_vit, load_pretrained  # noqa: E402
@@ -32,7 +33,8 @@ __all__ = [
     "CollaborativeRankingAssociation", "CRA", "CRAResult", "PseudoLabeler", "PseudoLabels",
     # memories and losses
     "ClusterMemory", "InstanceMemory", "ShallowDeepContrast", "CollaborativeNeighborLearning",
-    "CNL", "SDCLLossWeights", "heterogeneous_direction",
+    "CNL", "SDCLLossWeights", "heterogeneous_direction", "Direction", "NeighborLoss",
+    "ShallowDeepLoss",
     # evaluation
     "evaluate_rank", "RankResult", "mean_rank_results", "query_gallery_distance",
     # models

@@ -215,18 +215,20 @@ def cluster_centroids(
     valid = y >= 0
     if num_clusters is None:
         if not bool(valid.any()):
-            raise ValueError("all labels are -1: there is no cluster to average")
+            raise ValueError("all labels are -1: every label is -1 (outlier), so there is no "
+                             "cluster to average")
         num_clusters = int(y.max()) + 1
     if bool((y >= num_clusters).any()):
-        bad = sorted({int(v) for v in y[y >= num_clusters][:5]})
-        raise ValueError(f"labels must be < num_clusters={num_clusters}, got {bad}")
+        raise ValueError(f"labels go up to {int(y.max())} but num_clusters is {num_clusters}; "
+                         f"labels must be < num_clusters={num_clusters}")
     counts = torch.bincount(y[valid], minlength=num_clusters)
     empty = (counts == 0).nonzero().flatten()
     if empty.numel():
         shown = ", ".join(str(int(c)) for c in empty[:10])
         raise ValueError(
             f"{empty.numel()} of {num_clusters} clusters have no sample (labels {shown}"
-            f"{', ...' if empty.numel() > 10 else ''}); relabel to consecutive ids first"
+            f"{', ...' if empty.numel() > 10 else ''}): clusters {empty[:10].tolist()} have no "
+            "member; relabel to consecutive ids 0..C-1 first"
         )
     sums = torch.zeros(num_clusters, x.shape[1], dtype=torch.float32, device=x.device)
     sums.index_add_(0, y[valid], x[valid])

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._arrays import ArrayLike, as_features, as_index, as_labels
+from ._arrays import ArrayLike, array_kind, as_features, as_index, as_labels
+from .clustering import cluster_centroids
 from .distributed import all_gather_cat
 
 logger = logging.getLogger(__name__)
@@ -467,30 +468,10 @@ class ClusterMemory(nn.Module):
         ClusterMemory
             On the features' device (CPU for numpy).
         """
-        x = as_features(features, "features")
-        y = as_labels(labels, "labels", length=x.shape[0], device=x.device)
-        if bool((y < -1).any()):
-            raise ValueError(
-                f"labels must be -1 (outlier) or >= 0, got {sorted(set(y[y < -1].tolist()))[:10]}"
-            )
-        keep = y >= 0
-        if not bool(keep.any()):
-            raise ValueError("every label is -1: there is no cluster to build a memory from")
-        y, x = y[keep], x[keep]
-        inferred = int(y.max()) + 1
-        if num_clusters is None:
-            num_clusters = inferred
-        elif inferred > num_clusters:
-            raise ValueError(f"labels go up to {inferred - 1} but num_clusters is {num_clusters}")
-        counts = torch.bincount(y, minlength=num_clusters)
-        empty = (counts == 0).nonzero().flatten()
-        if empty.numel():
-            raise ValueError(
-                f"clusters {empty[:10].tolist()} have no member; relabel clusters to 0..C-1 "
-                "without gaps"
-            )
-        sums = torch.zeros(num_clusters, x.shape[1], device=x.device).index_add_(0, y, x)
-        means = sums / counts.unsqueeze(1).to(sums.dtype)
+        kind = array_kind(features=features, labels=labels)
+        x = as_features(features, "features").to(kind.device)
+        means = cluster_centroids(x, as_labels(labels, "labels", device=x.device),
+                                  num_clusters, normalize=False)
         return cls.from_centroids(means, temp=temp, momentum=momentum, mode=mode)
 
     @classmethod
