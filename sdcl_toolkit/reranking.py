@@ -454,7 +454,44 @@ class _JointDistances:
         return out.square() / self.col_max[rows]
 
 
-def _rerank_core(dist: _JointDistances, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
+class _FeatureDistances:
+    """:class:`_JointDistances` computed from features: Euclidean distances of the joint
+    ``[query; gallery]`` set, produced row chunk by row chunk (never ``(Q+G)^2`` at once)."""
+
+    def __init__(self, query: torch.Tensor, gallery: torch.Tensor) -> None:
+        self.x = torch.cat([query, gallery])
+        self.sq = self.x.square().sum(1)
+        self.num_query, self.num_gallery = query.shape[0], gallery.shape[0]
+        self.total = self.x.shape[0]
+        self.q_g = query  # device/dtype carrier for _rerank_core
+        # distances are symmetric: column maxima = row maxima, one pass over row chunks
+        self.col_max = torch.empty(self.total, device=self.x.device)
+        step = self._step()
+        for start in range(0, self.total, step):
+            stop = min(start + step, self.total)
+            self.col_max[start:stop] = self._squared(start, stop).amax(1)
+
+    def _step(self) -> int:
+        return max(1, (1 << 24) // self.total)
+
+    def _squared(self, start: int, stop: int) -> torch.Tensor:
+        d = self.sq[start:stop, None] + self.sq[None, :] - 2 * (self.x[start:stop] @ self.x.T)
+        return d.clamp_min_(0)
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        return self._squared(start, stop) / self.col_max[start:stop, None]
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(rows.numel(), dtype=torch.float32, device=rows.device)
+        step = max(1, (1 << 22) // max(1, self.x.shape[1]))
+        for start in range(0, rows.numel(), step):
+            r, c = rows[start:start + step], cols[start:start + step]
+            d = self.sq[r] + self.sq[c] - 2 * (self.x[r] * self.x[c]).sum(1)
+            out[start:start + step] = d.clamp_min_(0)
+        return out / self.col_max[rows]
+
+
+def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
     total, q = dist.total, dist.num_query
     device = dist.q_g.device
     width = min(k1 + 1, total)
@@ -546,8 +583,10 @@ def k_reciprocal_rerank_features(
     """:func:`k_reciprocal_rerank` from features: Euclidean distances of the given features.
 
     ``query_features`` ``[Q, D]`` and ``gallery_features`` ``[G, D]`` (L2-normalise them first
-    if ranking should follow cosine similarity, as SDCL's evaluation does). Returns the
-    ``[Q, G]`` re-ranked distances in the caller's array type and device.
+    if ranking should follow cosine similarity, as SDCL's evaluation does). Distances are
+    computed row chunk by row chunk, so memory is the ``[Q, G]`` output plus O(chunk x
+    (Q+G)) and the sparse weights. Returns the ``[Q, G]`` re-ranked distances in the
+    caller's array type and device.
     """
     kind = array_kind(query_features=query_features, gallery_features=gallery_features)
     q = as_features(query_features, "query_features").to(kind.device)
@@ -556,9 +595,6 @@ def k_reciprocal_rerank_features(
         raise ValueError(f"query_features have width {q.shape[1]} but gallery_features have "
                          f"width {g.shape[1]}")
 
-    def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.cdist(a, b).clamp_min_(0)
-
     _check_rerank_params(k1, k2, lambda_value, q.shape[0] + g.shape[0])
-    dist = _JointDistances(euclidean(q, g), euclidean(q, q), euclidean(g, g))
+    dist = _FeatureDistances(q, g)
     return kind.to_caller(_rerank_core(dist, k1, k2, float(lambda_value)))

@@ -241,3 +241,16 @@ def test_rerank_errors(rerank_fixture):
         k_reciprocal_rerank(bad, f["q_q_dist"], f["g_g_dist"])
     with pytest.raises(ValueError, match="width"):
         k_reciprocal_rerank_features(f["query"], f["gallery"][:, :10])
+
+
+def test_rerank_feature_and_distance_apis_agree():
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(30, 12)).astype(np.float32)
+    g = rng.normal(size=(70, 12)).astype(np.float32)
+
+    def euclid(a, b):
+        return np.sqrt(np.maximum(((a[:, None] - b[None]) ** 2).sum(-1), 0)).astype(np.float32)
+
+    a = k_reciprocal_rerank(euclid(q, g), euclid(q, q), euclid(g, g), k1=8, k2=3)
+    b = k_reciprocal_rerank_features(q, g, k1=8, k2=3)
+    np.testing.assert_allclose(a, b, atol=1e-5)

@@ -81,3 +81,8 @@ def test_pretraining_stage_runs_and_is_reported(tiny_config, tmp_path):
                                  cache_dir=str(tmp_path / "cache"))
     history = SDCLTrainer(config).fit()
     assert {"before", "pretrained", "final"} <= set(history)
+
+
+def test_bfloat16_autocast_run(tiny_config):
+    history = SDCLTrainer(dataclasses.replace(tiny_config, amp=True, epochs=1, cmlabel=5)).fit()
+    assert torch.isfinite(torch.tensor(history["epochs"][0]["losses"]["loss"]))
