@@ -51,7 +51,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=7, help="timed steps (median reported)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed steps (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--rgb-samples", type=int, default=22258)
     parser.add_argument("--ir-samples", type=int, default=11909)
