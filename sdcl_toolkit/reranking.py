@@ -416,6 +416,7 @@ class _JointDistances:
         self.q_g, self.q_q, self.g_g = q_g, q_q, g_g
         self.num_query, self.num_gallery = q_g.shape
         self.total = self.num_query + self.num_gallery
+        self.device = q_g.device
         col_max_q = torch.maximum(q_q.square().amax(0), q_g.square().amax(1))
         col_max_g = torch.maximum(q_g.square().amax(0), g_g.square().amax(0))
         self.col_max = torch.cat([col_max_q, col_max_g])
@@ -463,7 +464,7 @@ class _FeatureDistances:
         self.sq = self.x.square().sum(1)
         self.num_query, self.num_gallery = query.shape[0], gallery.shape[0]
         self.total = self.x.shape[0]
-        self.q_g = query  # device/dtype carrier for _rerank_core
+        self.device = query.device
         # distances are symmetric: column maxima = row maxima, one pass over row chunks
         self.col_max = torch.empty(self.total, device=self.x.device)
         step = self._step()
@@ -493,7 +494,7 @@ class _FeatureDistances:
 
 def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
     total, q = dist.total, dist.num_query
-    device = dist.q_g.device
+    device = dist.device
     width = min(k1 + 1, total)
     rank = torch.empty(total, width, dtype=torch.int64, device=device)
     step = max(1, (1 << 24) // total)

@@ -215,6 +215,11 @@ class TrainConfig:
             return self.first_epoch_memory_momentum
         return self.memory_momentum
 
+    def augmentation(self) -> Dict[str, float]:
+        """Keyword strengths for the official training pipelines (``rgb_train_transform`` ...)."""
+        return dict(jitter=self.aug_jitter, hue=self.aug_hue, padding=self.aug_padding,
+                    erasing=self.aug_erasing)
+
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -294,8 +294,7 @@ class SDCLTrainer:
             self.model, {m: auxiliary.train(m) for m in MODALITIES},
             steps=config.pretrain_steps, device=self.device, lr=config.pretrain_lr,
             batch_size=config.batch_rgb, num_instances=config.num_instances,
-            augmentation=dict(jitter=config.aug_jitter, hue=config.aug_hue,
-                              padding=config.aug_padding, erasing=config.aug_erasing),
+            augmentation=config.augmentation(),
             seed=config.seed, amp=config.amp, num_workers=config.workers,
             progress=lambda it: progress_bar(it, enabled=config.progress and self.rank == 0,
                                              desc="pretraining", total=config.pretrain_steps))
@@ -321,8 +320,7 @@ class SDCLTrainer:
         common = dict(num_iterations=iterations, num_instances=config.num_instances,
                       use_cameras=config.use_cameras, epoch=epoch, seed=config.seed,
                       num_replicas=self.world, rank=self.rank, num_workers=config.workers)
-        strengths = dict(jitter=config.aug_jitter, hue=config.aug_hue,
-                         padding=config.aug_padding, erasing=config.aug_erasing)
+        strengths = config.augmentation()
         loaders = {}
         for modality, part, batch in ((IR, labels.ir, config.batch_ir),
                                       (RGB, labels.rgb, config.batch_rgb)):
