@@ -12,7 +12,7 @@ DEMO_ARGS ?=
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,faiss]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,faiss,lightning]'
 	touch $(STAMP)
 
 install: $(STAMP)

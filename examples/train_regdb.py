@@ -10,13 +10,13 @@ The script only composes :mod:`sdcl_toolkit.engine`; see docs/training.md.
 
 import logging
 
-from sdcl_toolkit.engine import SDCLTrainer, TrainConfig, parse_config
+from sdcl_toolkit.engine import TrainConfig, parse_config, run
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = parse_config(TrainConfig.regdb(), argv, description=__doc__)
-    return SDCLTrainer(config).fit()
+    return run(config)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ The script only composes :mod:`sdcl_toolkit.engine`; see docs/training.md.
 
 import logging
 
-from sdcl_toolkit.engine import SDCLTrainer, sysu_config_from_argv
+from sdcl_toolkit.engine import run, sysu_config_from_argv
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = sysu_config_from_argv(argv, description=__doc__)
-    return SDCLTrainer(config).fit()
+    return run(config)
 
 
 if __name__ == "__main__":

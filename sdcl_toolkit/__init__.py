@@ -20,7 +20,10 @@ from .losses import (CNL, CollaborativeNeighborLearning, Direction, NeighborLoss
 from .memory import ClusterMemory, InstanceMemory  # noqa: E402
 from .metrics import RankResult, evaluate_rank, mean_rank_results, query_gallery_distance  # noqa: E402
 from .models import ShallowDeepViT, ViT, build_shallow_deep_vit, load_pretrained  # noqa: E402
+from .modality import IR, MODALITIES, RGB, parse_modality  # noqa: E402
+from .objective import SDCLLoss, SDCLMemories, SDCLObjective  # noqa: E402
 from .pipeline import PseudoLabeler, PseudoLabels  # noqa: E402
+from .recipe import SDCLRecipe  # noqa: E402
 from .reranking import (jaccard_distance, k_reciprocal_rerank,  # noqa: E402
                         k_reciprocal_rerank_features)
 
@@ -37,6 +40,10 @@ __all__ = [
     "ShallowDeepLoss",
     # evaluation
     "evaluate_rank", "RankResult", "mean_rank_results", "query_gallery_distance",
+    # the recipe and the training step
+    "SDCLRecipe", "SDCLObjective", "SDCLMemories", "SDCLLoss",
+    # modalities
+    "RGB", "IR", "MODALITIES", "parse_modality",
     # models
     "ViT", "ShallowDeepViT", "build_shallow_deep_vit", "load_pretrained",
 ]

@@ -27,6 +27,7 @@ import torch
 from ._arrays import ArrayLike, array_kind, as_features, as_labels
 from ._timing import StageTimer
 from .knn_search import Backend, Candidates, knn_tensors
+from .recipe import OFFICIAL_SYSU
 
 __all__ = ["CollaborativeRankingAssociation", "CRA", "CRAResult"]
 
@@ -75,7 +76,8 @@ class CollaborativeRankingAssociation:
     Parameters
     ----------
     topk:
-        Ranking depth ``K`` of the deep and shallow cross-modality searches (official: 20).
+        Ranking depth ``K`` of the deep and shallow cross-modality searches (official: 20
+        on SYSU-MM01, 10 on RegDB; :class:`~sdcl_toolkit.SDCLRecipe`).
     smooth_k:
         Source neighbours (self included) voting in the smoothing step (official: 5).
     backend, candidates:
@@ -87,7 +89,8 @@ class CollaborativeRankingAssociation:
     >>> rgb_in_ir = cra(deep_rgb, shallow_rgb, deep_ir, shallow_ir, ir_labels)  # doctest: +SKIP
     """
 
-    def __init__(self, topk: int = 20, smooth_k: int = 5, *, backend: Backend = "auto",
+    def __init__(self, topk: int = OFFICIAL_SYSU.cra_topk,
+                 smooth_k: int = OFFICIAL_SYSU.cra_smooth_k, *, backend: Backend = "auto",
                  candidates: Candidates = "auto") -> None:
         for name, value in (("topk", topk), ("smooth_k", smooth_k)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ._arrays import ArrayLike, array_kind, as_features, as_labels
+from .recipe import OFFICIAL_SYSU
 
 __all__ = ["dbscan_pseudo_labels", "cluster_centroids", "relabel_consecutive"]
 
@@ -75,7 +76,7 @@ def _dense_to_csr(distance, eps: float):
 def dbscan_pseudo_labels(
     distance,
     eps: float,
-    min_samples: int = 4,
+    min_samples: int = OFFICIAL_SYSU.min_samples,
     *,
     missing_distance: float = 1.0,
 ):

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arrays import ArrayLike
+from .recipe import OFFICIAL_SYSU, SDCLRecipe
 from .memory import (
     ClusterMemory,
     InstanceMemory,
@@ -96,7 +97,7 @@ class ShallowDeepContrast(nn.Module):
         Weight of the shallow term (``lambda_sd = 1`` in the official code).
     """
 
-    def __init__(self, lambda_shallow: float = 1.0) -> None:
+    def __init__(self, lambda_shallow: float = OFFICIAL_SYSU.lambda_shallow) -> None:
         super().__init__()
         self.lambda_shallow = float(lambda_shallow)
 
@@ -220,7 +221,8 @@ class CollaborativeNeighborLearning(nn.Module):
         Softmax temperature (0.05 in the official code).
     """
 
-    def __init__(self, threshold: float = 0.9, temp: float = 0.05) -> None:
+    def __init__(self, threshold: float = OFFICIAL_SYSU.cnl_threshold,
+                 temp: float = OFFICIAL_SYSU.cnl_temp) -> None:
         super().__init__()
         self.threshold = float(threshold)
         self.temp = float(temp)
@@ -394,7 +396,9 @@ class Direction(str, Enum):
     IR_TO_RGB = "ir_to_rgb"
 
 
-def heterogeneous_direction(epoch: int, start_epoch: int = 10) -> Optional[Direction]:
+def heterogeneous_direction(
+    epoch: int, start_epoch: int = OFFICIAL_SYSU.heterogeneous_start
+) -> Optional[Direction]:
     """Which heterogeneous CNL runs in ``epoch`` (0-based), following the official schedule.
 
     ``None`` before ``start_epoch`` (10 in the official SYSU-MM01 and RegDB scripts), then
@@ -433,23 +437,28 @@ class SDCLLossWeights:
     """
 
     contrast: float = 1.0
-    homogeneous: float = 1.0
-    heterogeneous: float = 0.5
-    homogeneous_deep: float = 1.0
-    homogeneous_shallow: float = 0.5
-    rgb_to_ir_deep: float = 0.1
-    rgb_to_ir_shallow: float = 0.05
-    ir_to_rgb_deep: float = 1.0
-    ir_to_rgb_shallow: float = 0.5
+    homogeneous: float = OFFICIAL_SYSU.stage1_homogeneous
+    heterogeneous: float = OFFICIAL_SYSU.stage1_heterogeneous
+    homogeneous_deep: float = OFFICIAL_SYSU.homogeneous_deep
+    homogeneous_shallow: float = OFFICIAL_SYSU.homogeneous_shallow
+    rgb_to_ir_deep: float = OFFICIAL_SYSU.rgb_to_ir_deep
+    rgb_to_ir_shallow: float = OFFICIAL_SYSU.rgb_to_ir_shallow
+    ir_to_rgb_deep: float = OFFICIAL_SYSU.ir_to_rgb_deep
+    ir_to_rgb_shallow: float = OFFICIAL_SYSU.ir_to_rgb_shallow
 
     @classmethod
-    def official(cls, stage: int = 1) -> "SDCLLossWeights":
-        """Official weights: ``stage=1`` before the CRA epoch, ``stage=2`` from it on."""
-        if stage == 1:
-            return cls()
-        if stage == 2:
-            return cls(homogeneous=0.1, heterogeneous=0.1)
-        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+    def official(cls, stage: int = 1, recipe: Optional[SDCLRecipe] = None) -> "SDCLLossWeights":
+        """Official weights of ``recipe`` (default: SYSU-MM01; RegDB has the same):
+        ``stage=1`` before the CRA epoch, ``stage=2`` from it on."""
+        if stage not in (1, 2) or isinstance(stage, bool):
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        recipe = OFFICIAL_SYSU if recipe is None else recipe
+        homogeneous, heterogeneous = recipe.group_weights(stage)
+        return cls(homogeneous=homogeneous, heterogeneous=heterogeneous,
+                   homogeneous_deep=recipe.homogeneous_deep,
+                   homogeneous_shallow=recipe.homogeneous_shallow,
+                   rgb_to_ir_deep=recipe.rgb_to_ir_deep, rgb_to_ir_shallow=recipe.rgb_to_ir_shallow,
+                   ir_to_rgb_deep=recipe.ir_to_rgb_deep, ir_to_rgb_shallow=recipe.ir_to_rgb_shallow)
 
     def heterogeneous_weights(self, direction: Union[Direction, str]) -> Tuple[float, float]:
         """``(deep, shallow)`` weights of the heterogeneous loss in ``direction``."""

@@ -33,6 +33,7 @@ from torch import nn
 from ._arrays import ArrayLike, array_kind, as_features, as_index, as_labels
 from .clustering import cluster_centroids
 from .distributed import all_gather_cat
+from .recipe import OFFICIAL_SYSU
 
 logger = logging.getLogger(__name__)
 
@@ -426,9 +427,9 @@ class ClusterMemory(nn.Module):
         self,
         num_features: int,
         num_clusters: int,
-        temp: float = 0.05,
-        momentum: float = 0.1,
-        mode: str = "mean",
+        temp: float = OFFICIAL_SYSU.temp,
+        momentum: float = OFFICIAL_SYSU.memory_momentum,
+        mode: str = OFFICIAL_SYSU.memory_mode,
     ) -> None:
         super().__init__()
         self.num_features = _check_count(num_features, "num_features")
@@ -448,9 +449,9 @@ class ClusterMemory(nn.Module):
         labels: ArrayLike,
         *,
         num_clusters: Optional[int] = None,
-        temp: float = 0.05,
-        momentum: float = 0.1,
-        mode: str = "mean",
+        temp: float = OFFICIAL_SYSU.temp,
+        momentum: float = OFFICIAL_SYSU.memory_momentum,
+        mode: str = OFFICIAL_SYSU.memory_mode,
     ) -> "ClusterMemory":
         """Build a memory whose centroids are the L2-normalised means of the raw features.
 
@@ -479,9 +480,9 @@ class ClusterMemory(nn.Module):
         cls,
         centroids: ArrayLike,
         *,
-        temp: float = 0.05,
-        momentum: float = 0.1,
-        mode: str = "mean",
+        temp: float = OFFICIAL_SYSU.temp,
+        momentum: float = OFFICIAL_SYSU.memory_momentum,
+        mode: str = OFFICIAL_SYSU.memory_mode,
     ) -> "ClusterMemory":
         """Build a memory from ``[C, D]`` centroids, which are L2-normalised row-wise."""
         c = as_features(centroids, "centroids")
@@ -651,7 +652,8 @@ class InstanceMemory(nn.Module):
 
     bank: torch.Tensor
 
-    def __init__(self, num_samples: int, num_features: int, momentum: float = 0.9) -> None:
+    def __init__(self, num_samples: int, num_features: int,
+                 momentum: float = OFFICIAL_SYSU.instance_momentum) -> None:
         super().__init__()
         self.num_samples = _check_count(num_samples, "num_samples")
         self.num_features = _check_count(num_features, "num_features")
@@ -659,7 +661,8 @@ class InstanceMemory(nn.Module):
         self.register_buffer("bank", torch.zeros(self.num_samples, self.num_features))
 
     @classmethod
-    def from_features(cls, features: ArrayLike, *, momentum: float = 0.9) -> "InstanceMemory":
+    def from_features(cls, features: ArrayLike, *,
+                      momentum: float = OFFICIAL_SYSU.instance_momentum) -> "InstanceMemory":
         """Build a memory from ``[N, D]`` features (numpy or torch), L2-normalised row-wise."""
         x = as_features(features, "features")
         memory = cls(x.shape[0], x.shape[1], momentum=momentum)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ._arrays import ArrayLike, array_kind, as_features, as_tensor
+from .reranking import RERANK_K1, RERANK_K2, RERANK_LAMBDA
 
 __all__ = [
     "PROTOCOLS",
@@ -370,9 +371,9 @@ def query_gallery_distance(
     gallery_features: ArrayLike,
     *,
     rerank: bool = False,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = RERANK_K1,
+    k2: int = RERANK_K2,
+    lambda_value: float = RERANK_LAMBDA,
 ) -> ArrayLike:
     """Query x gallery distances from features, ready for :func:`evaluate_rank`.
 

@@ -29,17 +29,12 @@ from ._timing import StageTimer
 from .association import CollaborativeRankingAssociation, CRAResult
 from .clustering import cluster_centroids, dbscan_pseudo_labels
 from .knn_search import Backend, Candidates
+from .recipe import OFFICIAL_SYSU, SDCLRecipe
 from .reranking import jaccard_distance_tensors
 
-__all__ = ["PseudoLabeler", "PseudoLabels", "ModalityLabels", "DATASET_DEFAULTS"]
+__all__ = ["PseudoLabeler", "PseudoLabels", "ModalityLabels"]
 
 logger = logging.getLogger(__name__)
-
-DATASET_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "sysu": dict(eps=0.6),
-    "regdb": dict(eps=0.3),
-}
-"""Per-dataset values of the official scripts that differ from the defaults."""
 
 
 @dataclass
@@ -64,6 +59,16 @@ class ModalityLabels:
     num_clusters: int
     num_outliers: int
 
+    def training_labels(self) -> ArrayLike:
+        """``[N]`` labels to sample training batches from: ``labels`` where ``kept``, else -1
+        (same array type and device as ``labels``)."""
+        labels, kept = self.labels, self.kept
+        if isinstance(labels, torch.Tensor):
+            return torch.where(kept, labels, torch.full_like(labels, -1))
+        import numpy as np
+
+        return np.where(kept, labels, -1)
+
 
 @dataclass
 class PseudoLabels:
@@ -87,6 +92,11 @@ class PseudoLabels:
     shallow_centroids: Dict[str, ArrayLike]
     cra: Optional[CRAResult] = None
     seconds: Dict[str, float] = field(default_factory=dict)
+
+    def training_labels(self) -> Dict[str, ArrayLike]:
+        """``{"rgb": ..., "ir": ...}`` labels to draw training batches from (-1 = not
+        trained on), e.g. for :func:`sdcl_toolkit.data.make_sdcl_train_loaders`."""
+        return {"rgb": self.rgb.training_labels(), "ir": self.ir.training_labels()}
 
     @property
     def shared(self) -> bool:
@@ -132,16 +142,20 @@ class PseudoLabeler:
     Parameters
     ----------
     eps:
-        DBSCAN radius (0.6 on SYSU-MM01, 0.3 on RegDB; see :meth:`for_dataset`).
+        DBSCAN radius.
     min_samples:
-        DBSCAN core size (4).
+        DBSCAN core size.
     k1, k2:
-        Jaccard distance parameters (30, 6).
+        Jaccard distance parameters.
     stage2_rgb_k1:
-        ``k1`` of the RGB Jaccard distance in stage 2 (15, as the official SYSU script).
+        ``k1`` of the RGB Jaccard distance in stage 2.
     cra:
         The :class:`~sdcl_toolkit.CollaborativeRankingAssociation` of stage 2
-        (default ``CRA(topk=20, smooth_k=5)``).
+        (default ``CRA(recipe.cra_topk, recipe.cra_smooth_k)``).
+
+    The defaults are the official SYSU-MM01 values (:meth:`SDCLRecipe.sysu`: eps 0.6,
+    min_samples 4, k1 30, k2 6, stage-2 RGB k1 15, CRA depth 20 with 5 smoothing
+    neighbours); :meth:`for_dataset` / :meth:`from_recipe` give another dataset's.
     backend, candidates:
         kNN backend and candidate precision for every search (see :func:`sdcl_toolkit.knn`).
 
@@ -154,11 +168,11 @@ class PseudoLabeler:
 
     def __init__(
         self,
-        eps: float = 0.6,
-        min_samples: int = 4,
-        k1: int = 30,
-        k2: int = 6,
-        stage2_rgb_k1: int = 15,
+        eps: float = OFFICIAL_SYSU.eps,
+        min_samples: int = OFFICIAL_SYSU.min_samples,
+        k1: int = OFFICIAL_SYSU.k1,
+        k2: int = OFFICIAL_SYSU.k2,
+        stage2_rgb_k1: int = OFFICIAL_SYSU.stage2_rgb_k1,
         cra: Optional[CollaborativeRankingAssociation] = None,
         *,
         backend: Backend = "auto",
@@ -172,16 +186,29 @@ class PseudoLabeler:
         self.backend = backend
         self.candidates = candidates
         self.cra = cra if cra is not None else CollaborativeRankingAssociation(
-            20, 5, backend=backend, candidates=candidates)
+            backend=backend, candidates=candidates)
+
+    @classmethod
+    def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> "PseudoLabeler":
+        """The pseudo-labelling settings of ``recipe`` (eps, min_samples, k1, k2,
+        stage2_rgb_k1, CRA depth and smoothing), with optional keyword overrides."""
+        if not isinstance(recipe, SDCLRecipe):
+            raise TypeError(f"recipe must be an SDCLRecipe, got {type(recipe).__name__}")
+        options = {key: overrides.pop(key) for key in ("backend", "candidates")
+                   if key in overrides}
+        values: Dict[str, Any] = dict(
+            eps=recipe.eps, min_samples=recipe.min_samples, k1=recipe.k1, k2=recipe.k2,
+            stage2_rgb_k1=recipe.stage2_rgb_k1)
+        if "cra" not in overrides:
+            values["cra"] = CollaborativeRankingAssociation(
+                recipe.cra_topk, recipe.cra_smooth_k, **options)
+        return cls(**{**values, **overrides}, **options)
 
     @classmethod
     def for_dataset(cls, name: str, **overrides: Any) -> "PseudoLabeler":
-        """The official settings of ``"sysu"`` or ``"regdb"``, with optional overrides."""
-        key = name.lower().replace("-", "").replace("_", "")
-        key = {"sysumm01": "sysu"}.get(key, key)
-        if key not in DATASET_DEFAULTS:
-            raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASET_DEFAULTS)}")
-        return cls(**{**DATASET_DEFAULTS[key], **overrides})
+        """The official settings of ``"sysu"``, ``"regdb"`` or ``"sysu_4gpu"``
+        (:meth:`SDCLRecipe.for_dataset`), with optional keyword overrides."""
+        return cls.from_recipe(SDCLRecipe.for_dataset(name), **overrides)
 
     def __repr__(self) -> str:
         return (f"PseudoLabeler(eps={self.eps}, min_samples={self.min_samples}, k1={self.k1}, "

@@ -40,6 +40,7 @@ from ._arrays import ArrayLike, array_kind, as_features, as_tensor
 from ._sparse import Csr, expand_segments
 from ._timing import StageTimer
 from .knn_search import Backend, Candidates, knn_tensors
+from .recipe import OFFICIAL_SYSU
 
 __all__ = [
     "jaccard_distance",
@@ -318,13 +319,18 @@ def _jaccard_from_weights(v: Csr) -> Csr:
     return Csr.from_sorted_coo(all_rows[order], all_cols[order], all_d[order], (n, n))
 
 
+RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
+"""Defaults of the evaluation re-ranking of Zhong et al. (CVPR 2017), the values of its paper
+and of the official SDCL ``re_ranking`` (a different method from the pseudo-label Jaccard
+distance, whose ``k1``/``k2`` come from :class:`~sdcl_toolkit.SDCLRecipe`)."""
+
 # ----------------------------------------------------------------------------- public API
 
 
 def jaccard_distance_tensors(
     features: torch.Tensor,
-    k1: int = 30,
-    k2: int = 6,
+    k1: int = OFFICIAL_SYSU.k1,
+    k2: int = OFFICIAL_SYSU.k2,
     *,
     backend: Backend = "auto",
     candidates: Candidates = "auto",
@@ -355,8 +361,8 @@ def jaccard_distance_tensors(
 
 def jaccard_distance(
     features: ArrayLike,
-    k1: int = 30,
-    k2: int = 6,
+    k1: int = OFFICIAL_SYSU.k1,
+    k2: int = OFFICIAL_SYSU.k2,
     *,
     backend: Backend = "auto",
     candidates: Candidates = "auto",
@@ -531,9 +537,9 @@ def k_reciprocal_rerank(
     q_g_dist: ArrayLike,
     q_q_dist: ArrayLike,
     g_g_dist: ArrayLike,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = RERANK_K1,
+    k2: int = RERANK_K2,
+    lambda_value: float = RERANK_LAMBDA,
 ):
     """k-reciprocal re-ranking of query x gallery distances (Zhong et al., CVPR 2017).
 
@@ -577,9 +583,9 @@ def k_reciprocal_rerank(
 def k_reciprocal_rerank_features(
     query_features: ArrayLike,
     gallery_features: ArrayLike,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    k1: int = RERANK_K1,
+    k2: int = RERANK_K2,
+    lambda_value: float = RERANK_LAMBDA,
 ):
     """:func:`k_reciprocal_rerank` from features: Euclidean distances of the given features.
 

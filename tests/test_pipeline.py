@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdcl_toolkit import (CRA, PseudoLabeler, PseudoLabels, cluster_centroids,
+from sdcl_toolkit import (CRA, PseudoLabeler, PseudoLabels, SDCLRecipe, cluster_centroids,
                           dbscan_pseudo_labels, jaccard_distance)
 from sdcl_toolkit.data.clustered_features import make_two_modality_features
 
@@ -74,11 +74,23 @@ def test_torch_inputs_give_torch_outputs(feats):
     np.testing.assert_array_equal(result.rgb.labels.numpy(), numpy_result.rgb.labels)
 
 
+def _settings(labeler):
+    return (labeler.eps, labeler.min_samples, labeler.k1, labeler.k2, labeler.stage2_rgb_k1,
+            labeler.cra.topk, labeler.cra.smooth_k)
+
+
 def test_for_dataset_uses_official_values():
-    assert PseudoLabeler.for_dataset("sysu").eps == 0.6
-    assert PseudoLabeler.for_dataset("SYSU-MM01").eps == 0.6
+    # official SYSU-MM01: eps 0.6, min_samples 4, k1 30, k2 6, RGB k1 15 in stage 2, CRA 20/5
+    assert _settings(PseudoLabeler.for_dataset("sysu")) == (0.6, 4, 30, 6, 15, 20, 5)
+    assert _settings(PseudoLabeler.for_dataset("SYSU-MM01")) == (0.6, 4, 30, 6, 15, 20, 5)
+    assert _settings(PseudoLabeler()) == (0.6, 4, 30, 6, 15, 20, 5)
+    # official RegDB: eps 0.3, RGB k1 stays 30 in stage 2, CRA depth 10
+    assert _settings(PseudoLabeler.for_dataset("regdb")) == (0.3, 4, 30, 6, 30, 10, 5)
     regdb = PseudoLabeler.for_dataset("regdb", k1=20)
-    assert regdb.eps == 0.3 and regdb.k1 == 20 and regdb.stage2_rgb_k1 == 15
+    assert regdb.eps == 0.3 and regdb.k1 == 20 and regdb.stage2_rgb_k1 == 30
+    assert regdb.cra.topk == 10
+    assert _settings(PseudoLabeler.from_recipe(SDCLRecipe.sysu_4gpu())) == \
+        (0.6, 4, 30, 6, 15, 20, 5)
     with pytest.raises(ValueError, match="unknown dataset"):
         PseudoLabeler.for_dataset("market")
 

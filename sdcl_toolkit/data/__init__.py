@@ -2,7 +2,8 @@
 loaders, and generated datasets (images for tests and the demo, features for benchmarks)."""
 
 from .images import ImageDecodeError, load_image
-from .loaders import (ReIDImageDataset, make_loader, make_test_loader, make_train_loader,
+from .loaders import (ReIDImageDataset, SDCLBatch, join_sdcl_batches, make_loader,
+                      make_sdcl_train_loaders, make_test_loader, make_train_loader,
                       set_loader_epoch)
 from .records import IR, RGB, ImageRecord
 from .regdb import RegDB
@@ -21,7 +22,7 @@ __all__ = [
     "test_transform",
     "IdentityBalancedSampler", "IterationBatchSampler",
     "ReIDImageDataset", "make_loader", "make_train_loader", "make_test_loader",
-    "set_loader_epoch",
+    "set_loader_epoch", "make_sdcl_train_loaders", "join_sdcl_batches", "SDCLBatch",
     "write_synthetic_sysu", "write_synthetic_regdb", "ensure_synthetic_sysu",
     "ensure_synthetic_regdb",
 ]

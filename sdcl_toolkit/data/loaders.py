@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence,
+                    Union)
 
 import numpy as np
 import torch
@@ -25,7 +26,8 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, 
                               SequentialSampler)
 
 from .images import load_image
-from .records import ImageRecord
+from ..recipe import OFFICIAL_SYSU
+from .records import IR, RGB, ImageRecord
 from .samplers import IdentityBalancedSampler, IterationBatchSampler, _as_int_array
 from .transforms import _accepts_generator
 
@@ -38,6 +40,9 @@ __all__ = [
     "make_train_loader",
     "make_test_loader",
     "set_loader_epoch",
+    "make_sdcl_train_loaders",
+    "join_sdcl_batches",
+    "SDCLBatch",
 ]
 
 
@@ -278,7 +283,8 @@ def make_loader(records: Sequence[ImageRecord], transform: Optional[TransformFn]
 
 
 def make_train_loader(records: Sequence[ImageRecord], transform: TransformFn, *, labels,
-                      batch_size: int, num_iterations: int, num_instances: int = 16,
+                      batch_size: int, num_iterations: int,
+                      num_instances: int = OFFICIAL_SYSU.num_instances,
                       second_transform: Optional[TransformFn] = None, use_cameras: bool = True,
                       epoch: int = 0, seed: int = 0, num_replicas: int = 1, rank: int = 0,
                       root=None, num_workers: Optional[int] = None,
@@ -318,3 +324,84 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     if not isinstance(batch_sampler, KeyedBatchSampler):
         raise TypeError("set_loader_epoch expects a DataLoader built by make_loader")
     batch_sampler.set_epoch(epoch)
+
+
+class SDCLBatch(NamedTuple):
+    """One SDCL training step's images and targets, joined from the two loaders.
+
+    ``rgb``: ``[2n, 3, H, W]`` (view 1 of the ``n`` RGB images, then view 2, as the official
+    ``torch.cat((imgs, imgs1))``); ``ir``: ``[m, 3, H, W]``; ``labels`` and ``indices``:
+    ``[2n + m]`` int64 pseudo-labels and sample indices in the order of the joint feature
+    batch (RGB rows first); ``num_rgb = 2n``.
+    """
+
+    rgb: torch.Tensor
+    ir: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    num_rgb: int
+
+
+def join_sdcl_batches(batch_rgb: Sequence[torch.Tensor], batch_ir: Sequence[torch.Tensor],
+                      device: Optional[torch.device] = None) -> SDCLBatch:
+    """Join an item of the RGB loader (``view1, view2, labels, camids, indices``) and of the IR
+    loader (``images, labels, camids, indices``) of :func:`make_sdcl_train_loaders` into an
+    :class:`SDCLBatch`, moved to ``device``."""
+    if len(batch_rgb) != 5:
+        raise ValueError("batch_rgb must be (view1, view2, labels, camids, indices) from a loader "
+                         f"with a second view; got {len(batch_rgb)} items")
+    if len(batch_ir) != 4:
+        raise ValueError(f"batch_ir must be (images, labels, camids, indices); got "
+                         f"{len(batch_ir)} items")
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t if device is None else t.to(device, non_blocking=True)
+
+    view1, view2, labels_rgb, _, index_rgb = (move(t) for t in batch_rgb)
+    images_ir, labels_ir, _, index_ir = (move(t) for t in batch_ir)
+    rgb = torch.cat([view1, view2])
+    labels = torch.cat([labels_rgb, labels_rgb, labels_ir])
+    indices = torch.cat([index_rgb, index_rgb, index_ir])
+    return SDCLBatch(rgb, images_ir, labels, indices, rgb.shape[0])
+
+
+def make_sdcl_train_loaders(records: Mapping[str, Sequence[ImageRecord]],
+                            labels: Mapping[str, Any], *, batch_rgb: int, batch_ir: int,
+                            num_instances: int, num_iterations: int, height: int, width: int,
+                            augmentation: Optional[Mapping[str, float]] = None,
+                            use_cameras: bool = True, epoch: int = 0, seed: int = 0,
+                            num_replicas: int = 1, rank: int = 0,
+                            num_workers: Optional[int] = None) -> Dict[str, DataLoader]:
+    """The two official training loaders of one epoch, ``{"rgb": ..., "ir": ...}``.
+
+    ``labels[m]``: ``[N_m]`` pseudo-labels of every record, ``-1`` for samples not trained on
+    (e.g. :meth:`ModalityLabels.training_labels`). RGB items carry two views (the second
+    with channel exchange), IR items the IR pipeline (``augmentation``: the strengths of
+    :func:`rgb_train_transform`, e.g. ``recipe.augmentation()``). ``batch_rgb`` and
+    ``batch_ir`` count all ranks together; each rank loads ``batch / num_replicas``.
+    Join the items of a step with :func:`join_sdcl_batches`.
+    """
+    from .transforms import (ir_train_transform, rgb_train_transform,
+                             rgb_train_transform_second_view)
+
+    strengths = dict(augmentation or {})
+    out = {}
+    for modality, batch in ((IR, batch_ir), (RGB, batch_rgb)):
+        if batch % num_replicas:
+            raise ValueError(f"batch_{modality}={batch} is not divisible by the "
+                             f"{num_replicas} processes")
+        second = None
+        if modality == IR:
+            transform = ir_train_transform(height, width, **strengths)
+        else:
+            transform = rgb_train_transform(height, width, **strengths)
+            second = rgb_train_transform_second_view(height, width, **strengths)
+        train_labels = labels[modality]
+        if isinstance(train_labels, torch.Tensor):
+            train_labels = train_labels.cpu().numpy()
+        out[modality] = make_train_loader(
+            records[modality], transform, labels=train_labels, batch_size=batch // num_replicas,
+            num_iterations=num_iterations, num_instances=num_instances,
+            second_transform=second, use_cameras=use_cameras, epoch=epoch, seed=seed,
+            num_replicas=num_replicas, rank=rank, num_workers=num_workers)
+    return {RGB: out[RGB], IR: out[IR]}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-RGB = "rgb"
-"""Modality name of visible (colour) images."""
-IR = "ir"
-"""Modality name of infrared (thermal) images."""
+from ..modality import IR, RGB
+
+__all__ = ["ImageRecord", "RGB", "IR"]
 
 
 class ImageRecord(NamedTuple):

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Sampler
 
 from .records import ImageRecord
+from ..recipe import OFFICIAL_SYSU
 
 __all__ = ["IdentityBalancedSampler", "IterationBatchSampler"]
 
@@ -95,8 +96,9 @@ class IdentityBalancedSampler(Sampler[int]):
         when no image has a label ``>= 0`` or when there are fewer identities than replicas.
     """
 
-    def __init__(self, labels: IntArray, camids: Optional[IntArray] = None, num_instances: int = 16,
-                 *, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(self, labels: IntArray, camids: Optional[IntArray] = None,
+                 num_instances: int = OFFICIAL_SYSU.num_instances, *, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0) -> None:
         labels = _as_int_array(labels, "labels")
         if camids is not None:
             camids = _as_int_array(camids, "camids")
@@ -138,8 +140,9 @@ class IdentityBalancedSampler(Sampler[int]):
 
     @classmethod
     def from_records(cls, records: Sequence[ImageRecord], labels: Optional[IntArray] = None,
-                     num_instances: int = 16, *, use_cameras: bool = True, seed: int = 0,
-                     num_replicas: int = 1, rank: int = 0) -> "IdentityBalancedSampler":
+                     num_instances: int = OFFICIAL_SYSU.num_instances, *,
+                     use_cameras: bool = True, seed: int = 0, num_replicas: int = 1,
+                     rank: int = 0) -> "IdentityBalancedSampler":
         """Build from :class:`ImageRecord` s: cameras from ``record.camid``, labels from
         ``labels`` (pseudo-labels) or else ``record.pid``."""
         if labels is None:

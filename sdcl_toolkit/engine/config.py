@@ -13,15 +13,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+
+from ..recipe import OFFICIAL_SYSU as _SYSU
+from ..recipe import RECIPE_FIELDS, SDCLRecipe
 
 __all__ = ["TrainConfig", "build_parser", "parse_config", "sysu_config_from_argv"]
 
 
 @dataclass
 class TrainConfig:
-    """The SDCL training recipe. Defaults are the official SYSU-MM01 values.
+    """Everything one training run needs. Hyper-parameter defaults are the official SYSU-MM01
+    values, read from :class:`~sdcl_toolkit.SDCLRecipe` (the single source of official values;
+    ``config.recipe()`` gives the recipe a run trains with, :meth:`from_recipe` the reverse).
 
     Data and model
     --------------
@@ -32,40 +37,36 @@ class TrainConfig:
     synthetic_ir_material_weight: the generated
     tree (see :func:`sdcl_toolkit.data.synthetic.write_synthetic_sysu`).
     regdb_trial: RegDB split 1..10 (one model per trial, as the official script).
-    pretrained: ``vit_base_ics_cfs_lup.pth`` or any timm-style ViT checkpoint.
+    pretrained: path of ``vit_base_ics_cfs_lup.pth`` (or any timm-style ViT checkpoint), or
+        ``"none"`` for a random initialisation; required (``None`` is refused by
+        :meth:`validate`: the official recipe always starts from the checkpoint).
     model: backbone config name (``"vit_base"``, ``"tiny"``).
     height, width: input size; ``None`` takes the model config's size.
+    norm_groups: batch-norm groups of a training step (1: the joint batch; 2: the official
+        two-GPU ``DataParallel`` halves, see :meth:`ShallowDeepViT.forward_mixed`).
 
-    Schedule (SPEC section 8)
-    -------------------------
-    epochs, cmlabel (first stage-2 epoch), iters_stage1, iters_stage2, batch_ir, batch_rgb
-    (images per step and modality, all ranks together; each RGB image is used twice),
-    num_instances, lr, weight_decay, sgd_momentum, step_size, gamma; augmentation strengths
-    aug_jitter, aug_hue, aug_padding, aug_erasing (official 0.5, 0.5, 10, 0.5).
-
-    Pseudo-labels (SPEC sections 3-5)
-    ---------------------------------
-    eps, min_samples, k1, k2, stage2_rgb_k1, cra_topk, cra_smooth_k, cluster_flip
-    (average clustering features with the flipped image, as the official
-    ``extract_features`` does).
-
-    Memories and losses (SPEC sections 6-7)
-    ---------------------------------------
-    memory_momentum, first_epoch_memory_momentum (RegDB: 0.99 in epoch 0), memory_mode,
-    instance_momentum, temp, lambda_shallow, cnl_threshold, homogeneous_start,
-    heterogeneous_start.
+    Schedule, optimisation, pseudo-labels, memories, losses
+    -------------------------------------------------------
+    The fields of :class:`~sdcl_toolkit.SDCLRecipe` of the same names (see its docstring):
+    epochs, cmlabel, iters_stage1, iters_stage2, batch_ir, batch_rgb, num_instances, lr,
+    weight_decay, sgd_momentum, step_size, gamma, aug_jitter, aug_hue, aug_padding,
+    aug_erasing, eps, min_samples, k1, k2, stage2_rgb_k1, cra_topk, cra_smooth_k,
+    cluster_flip, memory_momentum, first_epoch_memory_momentum, stage2_memory_momentum,
+    memory_mode, instance_momentum, temp, lambda_shallow, cnl_threshold, cnl_temp,
+    homogeneous_start, heterogeneous_start, the per-depth CNL weights and the stage weights.
+    use_cameras: prefer other cameras when drawing a PK batch's instances.
 
     Pretraining on generated identities (the demo)
     ----------------------------------------------
-    The official recipe starts from a pretrained ViT (TransReID-SSL, LUPerson). Without one
-    (``pretrained=None``) and with ``pretrain_steps > 0``, the model is first trained with
+    The official recipe starts from a pretrained ViT (TransReID-SSL, LUPerson). With
+    ``pretrained="none"`` and ``pretrain_steps > 0``, the model is first trained with
     identity labels on a generated tree of *other* people (``pretrain_identities``, seed
     ``pretrain_seed``), a stand-in for that checkpoint; SDCL then learns on the target set
     without labels. ``pretrain_lr``: AdamW learning rate of that stage.
     """
 
     # data and model
-    dataset: str = "sysu"
+    dataset: str = _SYSU.dataset
     data_dir: Optional[str] = None
     cache_dir: Optional[str] = None
     synthetic_identities: int = 100
@@ -78,46 +79,59 @@ class TrainConfig:
     pretrain_lr: float = 1e-3
     regdb_trial: int = 1
     pretrained: Optional[str] = None
-    model: str = "vit_base"
+    model: str = _SYSU.model
     height: Optional[int] = None
     width: Optional[int] = None
+    norm_groups: int = _SYSU.norm_groups
     # schedule
-    epochs: int = 50
-    cmlabel: int = 30
-    iters_stage1: int = 200
-    iters_stage2: int = 100
-    batch_ir: int = 128
-    batch_rgb: int = 128
-    num_instances: int = 16
+    epochs: int = _SYSU.epochs
+    cmlabel: int = _SYSU.cmlabel
+    iters_stage1: int = _SYSU.iters_stage1
+    iters_stage2: int = _SYSU.iters_stage2
+    batch_ir: int = _SYSU.batch_ir
+    batch_rgb: int = _SYSU.batch_rgb
+    num_instances: int = _SYSU.num_instances
     use_cameras: bool = True
-    aug_jitter: float = 0.5
-    aug_hue: float = 0.5
-    aug_padding: int = 10
-    aug_erasing: float = 0.5
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
-    sgd_momentum: float = 0.9
-    step_size: int = 20
-    gamma: float = 0.1
+    aug_jitter: float = _SYSU.aug_jitter
+    aug_hue: float = _SYSU.aug_hue
+    aug_padding: int = _SYSU.aug_padding
+    aug_erasing: float = _SYSU.aug_erasing
+    lr: float = _SYSU.lr
+    weight_decay: float = _SYSU.weight_decay
+    sgd_momentum: float = _SYSU.sgd_momentum
+    step_size: int = _SYSU.step_size
+    gamma: float = _SYSU.gamma
     # pseudo-labels
-    eps: float = 0.6
-    min_samples: int = 4
-    k1: int = 30
-    k2: int = 6
-    stage2_rgb_k1: int = 15
-    cra_topk: int = 20
-    cra_smooth_k: int = 5
-    cluster_flip: bool = True
+    eps: float = _SYSU.eps
+    min_samples: int = _SYSU.min_samples
+    k1: int = _SYSU.k1
+    k2: int = _SYSU.k2
+    stage2_rgb_k1: int = _SYSU.stage2_rgb_k1
+    cra_topk: int = _SYSU.cra_topk
+    cra_smooth_k: int = _SYSU.cra_smooth_k
+    cluster_flip: bool = _SYSU.cluster_flip
     # memories and losses
-    memory_momentum: float = 0.1
-    first_epoch_memory_momentum: Optional[float] = None
-    memory_mode: str = "mean"
-    instance_momentum: float = 0.9
-    temp: float = 0.05
-    lambda_shallow: float = 1.0
-    cnl_threshold: float = 0.9
-    homogeneous_start: int = 0
-    heterogeneous_start: int = 10
+    memory_momentum: float = _SYSU.memory_momentum
+    first_epoch_memory_momentum: Optional[float] = _SYSU.first_epoch_memory_momentum
+    stage2_memory_momentum: float = _SYSU.stage2_memory_momentum
+    memory_mode: str = _SYSU.memory_mode
+    instance_momentum: float = _SYSU.instance_momentum
+    temp: float = _SYSU.temp
+    lambda_shallow: float = _SYSU.lambda_shallow
+    cnl_threshold: float = _SYSU.cnl_threshold
+    cnl_temp: float = _SYSU.cnl_temp
+    homogeneous_start: int = _SYSU.homogeneous_start
+    heterogeneous_start: int = _SYSU.heterogeneous_start
+    homogeneous_deep: float = _SYSU.homogeneous_deep
+    homogeneous_shallow: float = _SYSU.homogeneous_shallow
+    rgb_to_ir_deep: float = _SYSU.rgb_to_ir_deep
+    rgb_to_ir_shallow: float = _SYSU.rgb_to_ir_shallow
+    ir_to_rgb_deep: float = _SYSU.ir_to_rgb_deep
+    ir_to_rgb_shallow: float = _SYSU.ir_to_rgb_shallow
+    stage1_homogeneous: float = _SYSU.stage1_homogeneous
+    stage1_heterogeneous: float = _SYSU.stage1_heterogeneous
+    stage2_homogeneous: float = _SYSU.stage2_homogeneous
+    stage2_heterogeneous: float = _SYSU.stage2_heterogeneous
     # evaluation
     eval_every: int = 5
     eval_before: bool = False
@@ -136,24 +150,29 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
     drop_path_rate: Optional[float] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ presets
 
     @classmethod
+    def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> "TrainConfig":
+        """A configuration whose hyper-parameters are ``recipe``'s, plus ``overrides``."""
+        values = {name: getattr(recipe, name) for name in _SHARED_FIELDS}
+        values["dataset"] = recipe.dataset
+        values["output_dir"] = f"outputs/sdcl_{recipe.name}"
+        return dataclasses.replace(cls(**values), **overrides)
+
+    @classmethod
     def sysu(cls, **overrides: Any) -> "TrainConfig":
-        """Official SYSU-MM01 recipe (``train_cc_vit_sysu.sh``): 50 epochs, stage 2 from 30."""
-        return dataclasses.replace(cls(), **overrides)
+        """Official SYSU-MM01 recipe (:meth:`SDCLRecipe.sysu`). Needs ``pretrained``: the
+        TransReID-SSL checkpoint, or ``"none"`` for a random initialisation."""
+        return cls.from_recipe(SDCLRecipe.sysu(), **overrides)
 
     @classmethod
     def regdb(cls, **overrides: Any) -> "TrainConfig":
-        """Official RegDB recipe (``train_cc_vit_regdb.sh``): 30 epochs x 50 iterations, stage 2
-        from 20, eps 0.3, memory momentum 0.99 in the first epoch, homogeneous CNL from
-        epoch 1, RGB k1 unchanged in stage 2."""
-        base = cls(dataset="regdb", epochs=30, cmlabel=20, iters_stage1=50, iters_stage2=50,
-                   eps=0.3, stage2_rgb_k1=30, first_epoch_memory_momentum=0.99,
-                   homogeneous_start=1, output_dir="outputs/sdcl_regdb")
-        return dataclasses.replace(base, **overrides)
+        """Official RegDB recipe (:meth:`SDCLRecipe.regdb`): 30 epochs x 50 iterations, stage
+        2 from 20, eps 0.3, CRA depth 10, RGB k1 unchanged in stage 2, memory momentum 0.99 in
+        the first epoch, neighbour terms from epoch 1."""
+        return cls.from_recipe(SDCLRecipe.regdb(), **overrides)
 
     @classmethod
     def demo(cls, **overrides: Any) -> "TrainConfig":
@@ -164,17 +183,38 @@ class TrainConfig:
         stage 2 from epoch 4, heterogeneous CNL from epoch 2, PK batches of 32 + 32).
         Padding is scaled to the 32-pixel width; metrics are printed for the random
         initialisation, the pretrained start and the end of training."""
-        base = cls(model="tiny", synthetic_images_per_camera=10, epochs=8, cmlabel=4,
-                   heterogeneous_start=2, iters_stage1=30, iters_stage2=30, batch_ir=32,
-                   batch_rgb=32, num_instances=4, k1=20, stage2_rgb_k1=15, aug_padding=2,
-                   pretrain_steps=400, eval_every=0, eval_before=True,
-                   output_dir="outputs/demo", seed=0)
+        base = cls.sysu(model="tiny", pretrained="none", synthetic_images_per_camera=10,
+                        epochs=8, cmlabel=4, heterogeneous_start=2, iters_stage1=30,
+                        iters_stage2=30, batch_ir=32, batch_rgb=32, num_instances=4, k1=20,
+                        stage2_rgb_k1=15, aug_padding=2, pretrain_steps=400, eval_every=0,
+                        eval_before=True, output_dir="outputs/demo", seed=0)
         return dataclasses.replace(base, **overrides)
+
+    @property
+    def random_init(self) -> bool:
+        """``pretrained == "none"``: start from a random initialisation (chosen explicitly)."""
+        return isinstance(self.pretrained, str) and self.pretrained.strip().lower() == "none"
+
+    @property
+    def pretrained_path(self) -> Optional[str]:
+        """The checkpoint to load, or ``None`` for a random initialisation."""
+        return None if self.random_init else self.pretrained
+
+    def recipe(self) -> SDCLRecipe:
+        """The :class:`SDCLRecipe` this configuration trains with: the dataset's official
+        recipe with this configuration's values (its name ends in ``+modified`` where they
+        differ)."""
+        base = SDCLRecipe.for_dataset(self.dataset) if self.dataset in ("sysu", "regdb") \
+            else SDCLRecipe.sysu()
+        return base.replace(**{name: getattr(self, name) for name in _SHARED_FIELDS})
 
     # ------------------------------------------------------------------ helpers
 
     def validate(self) -> "TrainConfig":
-        """Raise ``ValueError`` naming any inconsistent setting; return ``self``."""
+        """Raise ``ValueError`` naming every inconsistent setting; return ``self``.
+
+        Checks everything a run needs before its first epoch, including every recipe value
+        (:class:`SDCLRecipe` validates those: NaN, negative or out-of-range values)."""
         problems = []
         if self.dataset not in ("sysu", "regdb"):
             problems.append(f"dataset must be 'sysu' or 'regdb', got {self.dataset!r}")
@@ -182,43 +222,35 @@ class TrainConfig:
             problems.append("RegDB needs --data-dir (the generated demo data is SYSU-MM01)")
         if not 1 <= self.regdb_trial <= 10:
             problems.append(f"regdb_trial must be in 1..10, got {self.regdb_trial}")
-        for name in ("epochs", "iters_stage1", "iters_stage2", "batch_ir", "batch_rgb",
-                     "num_instances", "trials", "eval_batch_size", "min_samples", "k1", "k2",
-                     "stage2_rgb_k1", "cra_topk", "cra_smooth_k", "step_size"):
+        if self.pretrained is None:
+            problems.append(
+                f"no --pretrained checkpoint: the official recipe fine-tunes TransReID-SSL's "
+                f"{SDCLRecipe.sysu().checkpoint} (ViT-B/16 ICS, self-supervised on LUPerson). "
+                "Pass --pretrained PATH, or --pretrained none to train from a random "
+                "initialisation on purpose")
+        for name in ("trials", "eval_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("batch_ir", "batch_rgb"):
-            if getattr(self, name) % self.num_instances:
-                problems.append(f"{name}={getattr(self, name)} must be a multiple of "
-                                f"num_instances={self.num_instances}")
-        if not 0 < self.eps <= 1:
-            problems.append(f"eps must be in (0, 1], got {self.eps}")
-        if self.memory_mode not in ("mean", "hard"):
-            problems.append(f"memory_mode must be 'mean' or 'hard', got {self.memory_mode!r}")
-        if self.cmlabel < 0 or self.heterogeneous_start < 0 or self.homogeneous_start < 0:
-            problems.append("cmlabel, heterogeneous_start and homogeneous_start must be >= 0")
         if self.stop_after is not None and self.stop_after < 1:
             problems.append(f"stop_after must be >= 1, got {self.stop_after}")
+        try:
+            self.recipe()
+        except (ValueError, TypeError) as error:
+            problems.extend(line.strip()[2:] for line in str(error).splitlines()[1:])
         if problems:
             raise ValueError("invalid training configuration:\n  - " + "\n  - ".join(problems))
         return self
 
     def stage(self, epoch: int) -> int:
         """1 before ``cmlabel``, 2 from it on."""
-        return 2 if epoch >= self.cmlabel else 1
+        return self.recipe().stage(epoch)
 
     def iterations(self, epoch: int) -> int:
-        return self.iters_stage2 if self.stage(epoch) == 2 else self.iters_stage1
-
-    def memory_momentum_for(self, epoch: int) -> float:
-        if epoch == 0 and self.first_epoch_memory_momentum is not None:
-            return self.first_epoch_memory_momentum
-        return self.memory_momentum
+        return self.recipe().iterations(epoch)
 
     def augmentation(self) -> Dict[str, float]:
         """Keyword strengths for the official training pipelines (``rgb_train_transform`` ...)."""
-        return dict(jitter=self.aug_jitter, hue=self.aug_hue, padding=self.aug_padding,
-                    erasing=self.aug_erasing)
+        return self.recipe().augmentation()
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -230,6 +262,12 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+_SHARED_FIELDS = tuple(name for name in RECIPE_FIELDS
+                       if name in {f.name for f in fields(TrainConfig)}
+                       and name not in ("height", "width", "drop_path_rate"))
+"""Hyper-parameters that a :class:`TrainConfig` and an :class:`SDCLRecipe` share by name."""
 
 
 def _flag(name: str) -> str:
@@ -250,8 +288,6 @@ def build_parser(defaults: TrainConfig, description: str = "") -> argparse.Argum
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
-        if f.name == "extra":
-            continue
         kind, optional = _base_type(hints[f.name])
         default = getattr(defaults, f.name)
         if kind is bool:
@@ -259,7 +295,7 @@ def build_parser(defaults: TrainConfig, description: str = "") -> argparse.Argum
                                 action=argparse.BooleanOptionalAction)
         else:
             convert = {int: int, float: float, str: str}.get(kind, str)
-            if optional:
+            if optional and f.name != "pretrained":  # "none" is pretrained's explicit choice
                 def convert(text: str, _c=convert):  # "none" clears an optional value
                     return None if text.lower() == "none" else _c(text)
             parser.add_argument(_flag(f.name), type=convert, default=default,

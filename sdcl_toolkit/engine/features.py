@@ -6,12 +6,13 @@ import contextlib
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from ..data.loaders import make_test_loader
 from ..data.records import ImageRecord
 from ..distributed import all_gather_cat, get_rank, get_world_size
 
-__all__ = ["extract_features", "shard_bounds", "autocast_context"]
+__all__ = ["extract_features", "shard_bounds", "autocast_context", "BranchForward"]
 
 
 def shard_bounds(total: int, rank: int, world: int) -> Tuple[int, int]:
@@ -28,6 +29,10 @@ def autocast_context(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+BranchForward = Callable[[torch.Tensor, str], Tuple[torch.Tensor, torch.Tensor]]
+"""``forward(images [B, 3, H, W], modality) -> (deep [B, D], shallow [B, D])``."""
+
+
 @torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
@@ -42,6 +47,7 @@ def extract_features(
     amp: bool = False,
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
+    forward: Optional[BranchForward] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Deep and shallow features of every record, in record order, on every rank.
 
@@ -51,14 +57,17 @@ def extract_features(
 
     Parameters
     ----------
-    model: a :class:`~sdcl_toolkit.ShallowDeepViT` (unwrapped from DDP).
+    model: a :class:`~sdcl_toolkit.ShallowDeepViT` (unwrapped from DDP), or any module when
+        ``forward`` is given; it is put in eval mode for the extraction.
     records, modality: the images and their modality (``"rgb"``/``"ir"``).
     transform: the test transform (resize + normalise).
-    flip: average with the horizontally flipped image.
-    normalized: return the L2-normalised 1536-d test feature as ``deep`` (and an empty
-        ``shallow``) instead of the raw branch features.
+    flip: average with the horizontally flipped image (``(f(x) + f(flip(x))) / 2``).
+    normalized: return the L2-normalised test feature ``L2norm([deep; shallow])`` as ``deep``
+        (and an empty ``shallow``) instead of the raw branch features.
     amp: bfloat16 autocast.
     progress: optional ``tqdm``-like wrapper for the batch iterator.
+    forward: ``forward(images, modality) -> (deep, shallow)`` for a backbone of your own
+        (default: ``model.extract_branches``).
     """
     world, rank = get_world_size(), get_rank()
     start, stop = shard_bounds(len(records), rank, world)
@@ -72,21 +81,31 @@ def extract_features(
         for batch in batches:
             images = batch[0].to(device, non_blocking=True)
             with autocast_context(device, amp):
-                if normalized:
-                    deep_parts.append(model.extract(images, modality, flip=flip).float().cpu())
+                if forward is None:
+                    deep, shallow = model.extract_branches(images, modality, flip=flip)
                 else:
-                    feats = model.extract_branches(images, modality, flip=flip)
-                    deep_parts.append(feats.deep.float().cpu())
-                    shallow_parts.append(feats.shallow.float().cpu())
+                    deep, shallow = (f.float() for f in forward(images, modality))
+                    if flip:
+                        deep_f, shallow_f = (f.float() for f in forward(images.flip(-1),
+                                                                         modality))
+                        deep, shallow = (deep + deep_f) / 2, (shallow + shallow_f) / 2
+            deep, shallow = deep.float(), shallow.float()
+            if normalized:
+                deep_parts.append(F.normalize(torch.cat([deep, shallow], dim=1), dim=1).cpu())
+            else:
+                deep_parts.append(deep.cpu())
+                shallow_parts.append(shallow.cpu())
     finally:
         model.train(was_training)
-    width = model.test_feature_dim if normalized else model.feature_dim
-    deep = torch.cat(deep_parts) if deep_parts else torch.zeros(0, width)
-    shallow = torch.cat(shallow_parts) if shallow_parts else torch.zeros(0, model.feature_dim)
+    if not deep_parts and forward is not None and world == 1:
+        raise ValueError(f"no {modality} records to extract features from")
+    width = getattr(model, "feature_dim", 0)
+    deep = torch.cat(deep_parts) if deep_parts else torch.zeros(0, 2 * width if normalized
+                                                                else width)
+    shallow = torch.cat(shallow_parts) if shallow_parts else torch.zeros(0, width)
     if world > 1:
         gather_device = device if device.type == "cuda" else torch.device("cpu")
         deep = all_gather_cat(deep.to(gather_device)).cpu()
         if not normalized:
             shallow = all_gather_cat(shallow.to(gather_device)).cpu()
     return deep, shallow
-

@@ -26,6 +26,7 @@ from ..data.loaders import make_train_loader
 from ..data.records import IR, RGB, ImageRecord
 from ..data.transforms import (ir_train_transform, rgb_train_transform,
                                rgb_train_transform_second_view)
+from ..recipe import OFFICIAL_SYSU
 from .features import autocast_context
 
 __all__ = ["pretrain_on_identities"]
@@ -38,9 +39,9 @@ def pretrain_on_identities(
     steps: int,
     device: torch.device,
     lr: float = 1e-3,
-    weight_decay: float = 5e-4,
+    weight_decay: float = OFFICIAL_SYSU.weight_decay,
     batch_size: int = 32,
-    num_instances: int = 4,
+    num_instances: int,
     augmentation: Optional[Dict[str, float]] = None,
     seed: int = 0,
     amp: bool = False,

@@ -1,27 +1,28 @@
-"""Two-stage SDCL training (SPEC sections 3 and 8), composed from the toolkit's parts.
+"""Two-stage SDCL training: a thin loop over the toolkit's parts.
 
 One epoch:
 
 1. extract the deep and shallow features of every training image of both modalities
    (eval mode; sharded across ranks and gathered);
-2. pseudo-label them with :class:`~sdcl_toolkit.PseudoLabeler` (Jaccard + DBSCAN per
-   modality; from epoch ``cmlabel`` CRA and shared memories) -- computed once on rank 0 and
-   broadcast;
-3. build the deep and shallow cluster memories from the centroids and the instance
-   memories from the features;
-4. train ``iters`` steps on PK-sampled batches (``batch_ir`` IR + ``batch_rgb`` RGB images,
-   each RGB image twice: the second view adds channel exchange) with the shallow-deep
-   contrast + homogeneous and heterogeneous CNL losses and their official weights;
+2. pseudo-label them with :class:`~sdcl_toolkit.PseudoLabeler` (computed once on rank 0
+   and broadcast);
+3. build the epoch's :class:`~sdcl_toolkit.SDCLObjective` (memories, losses, schedule, all
+   from the run's :class:`~sdcl_toolkit.SDCLRecipe`);
+4. train ``recipe.iterations(epoch)`` steps on the official PK batches: forward, the
+   objective's loss, backward, optimiser step, the objective's memory update;
 5. step the learning rate, write an atomic checkpoint, evaluate when due.
 
-Under ``torchrun`` the model is wrapped in DistributedDataParallel (NCCL on GPU, gloo on
-CPU), each rank draws its share of every batch, and the memories are updated from the
-batch gathered over all ranks, so every rank holds identical memories.
+The trainer owns no loss arithmetic and no memory-update order: both live in the objective.
+Model, optimiser and scheduler may be injected (torchreid's ``Engine`` shape); by default
+they are built from the configuration (:mod:`sdcl_toolkit.engine.builders`). The process
+group is not created here: under ``torchrun`` call :func:`setup_distributed` first (as
+:func:`run` and the examples do), and the trainer wraps the model in
+DistributedDataParallel, gives each rank its share of every batch and keeps the memories
+identical on all ranks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -32,19 +33,16 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from ..association import CollaborativeRankingAssociation
-from ..data.loaders import make_train_loader
-from ..data.records import IR, RGB
-from ..data.transforms import (ir_train_transform, rgb_train_transform,
-                               rgb_train_transform_second_view, test_transform)
+from ..data.loaders import join_sdcl_batches, make_sdcl_train_loaders
+from ..data.transforms import test_transform
 from ..distributed import (broadcast_object, broadcast_tensor, get_rank, get_world_size,
                            is_distributed)
-from ..losses import (CollaborativeNeighborLearning, Direction, SDCLLossWeights,
-                      ShallowDeepContrast, heterogeneous_direction)
-from ..memory import ClusterMemory, InstanceMemory
-from ..models import build_shallow_deep_vit
+from ..modality import IR, MODALITIES, RGB
+from ..objective import SDCLObjective
 from ..pipeline import PseudoLabeler, PseudoLabels
+from .builders import build_model, build_optimizer, build_scheduler, resolve_device
 from .checkpoint import (LAST_CHECKPOINT, capture_rng_state, load_checkpoint,
                          restore_rng_state, save_checkpoint)
 from .config import TrainConfig
@@ -52,19 +50,16 @@ from .evaluation import EvaluationResult, evaluate_regdb, evaluate_sysu, format_
 from .features import autocast_context, extract_features
 from .run_log import RunLog, progress_bar
 
-__all__ = ["SDCLTrainer", "EpochMemories", "setup_distributed", "before_after_summary"]
-
-MODALITIES = (RGB, IR)
+__all__ = ["SDCLTrainer", "MixedForward", "setup_distributed", "before_after_summary", "run"]
 
 
 def setup_distributed(device_arg: str = "auto") -> torch.device:
     """Initialise ``torch.distributed`` from ``torchrun``'s environment (if present) and
-    return this process' device (NCCL + ``cuda:LOCAL_RANK`` on GPU, gloo on CPU)."""
+    return this process' device (NCCL + ``cuda:LOCAL_RANK`` on GPU, gloo on CPU). Without
+    ``WORLD_SIZE > 1`` it only resolves the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_arg == "auto":
-        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device_arg)
+    device = resolve_device(device_arg)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
     if device.type == "cuda":
@@ -90,37 +85,28 @@ def before_after_summary(stages: Sequence[Tuple[str, Dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-@dataclasses.dataclass
-class EpochMemories:
-    """The memories of one epoch: cluster memories per modality (the same objects for both
-    modalities in stage 2) and instance memories per modality."""
+class MixedForward(nn.Module):
+    """``model.forward_mixed(rgb, ir, norm_groups=...)`` as a module whose ``forward`` returns
+    the joint ``(deep, shallow)`` batch (RGB rows first), so that DistributedDataParallel
+    and ``torch.compile`` can wrap the training forward."""
 
-    deep: Dict[str, ClusterMemory]
-    shallow: Dict[str, ClusterMemory]
-    instance_deep: Dict[str, InstanceMemory]
-    instance_shallow: Dict[str, InstanceMemory]
+    def __init__(self, model: nn.Module, norm_groups: int = 1) -> None:
+        super().__init__()
+        self.model = model
+        self.norm_groups = norm_groups
 
-    @classmethod
-    def build(cls, labels: PseudoLabels, features: Dict[str, Tuple[torch.Tensor, torch.Tensor]],
-              config: TrainConfig, momentum: float, device: torch.device) -> "EpochMemories":
-        def cluster(centroids: Dict[str, torch.Tensor]) -> Dict[str, ClusterMemory]:
-            made: Dict[int, ClusterMemory] = {}
-            out = {}
-            for modality, value in centroids.items():
-                if id(value) not in made:  # stage 2: one shared memory for both modalities
-                    made[id(value)] = ClusterMemory.from_centroids(
-                        value, temp=config.temp, momentum=momentum,
-                        mode=config.memory_mode).to(device)
-                out[modality] = made[id(value)]
-            return out
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        model: Any = self.model
+        out = model.forward_mixed(rgb, ir, norm_groups=self.norm_groups)
+        return (torch.cat([out.rgb.deep, out.ir.deep]),
+                torch.cat([out.rgb.shallow, out.ir.shallow]))
 
-        def instance(index: int) -> Dict[str, InstanceMemory]:
-            return {m: InstanceMemory.from_features(
-                features[m][index], momentum=config.instance_momentum).to(device)
-                for m in MODALITIES}
 
-        return cls(cluster(labels.deep_centroids), cluster(labels.shallow_centroids),
-                   instance(0), instance(1))
+def run(config: TrainConfig) -> Dict[str, Any]:
+    """Set up ``torch.distributed`` from ``torchrun``'s environment (if any), train with
+    ``config`` and return the history (what the example scripts do)."""
+    device = setup_distributed(config.device)
+    return SDCLTrainer(config, device=device).fit()
 
 
 class SDCLTrainer:
@@ -130,11 +116,34 @@ class SDCLTrainer:
     training, the epochs (resuming from ``output_dir/last.pth`` with ``config.resume``),
     periodic and final evaluation. Checkpoints are chosen by the last epoch, never by test
     metrics.
+
+    Parameters
+    ----------
+    config:
+        The run's :class:`TrainConfig` (validated here; its :meth:`TrainConfig.recipe` is
+        the recipe of every epoch).
+    model, optimizer, scheduler:
+        Injected parts (default: :func:`build_model`, :func:`build_optimizer`,
+        :func:`build_scheduler` from ``config``). The model must behave like
+        :class:`~sdcl_toolkit.ShallowDeepViT`: ``forward_mixed(rgb, ir, norm_groups=...)``
+        for training, ``extract_branches`` / ``extract`` for features, ``img_size``.
+        The scheduler is stepped once per epoch.
+    device:
+        Where to train (default: ``config.device``; ``"auto"`` = CUDA if available). Under
+        ``torchrun``, call :func:`setup_distributed` first and pass the device it returns.
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None,
+                 optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None, *,
+                 device: Optional[torch.device] = None) -> None:
         self.config = config.validate()
-        self.device = setup_distributed(config.device)
+        self.recipe = config.recipe()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
+            raise RuntimeError(
+                "WORLD_SIZE > 1 but torch.distributed is not initialised: call "
+                "sdcl_toolkit.engine.setup_distributed() before building the trainer (or use "
+                "sdcl_toolkit.engine.run)")
+        self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.rank, self.world = get_rank(), get_world_size()
         if config.batch_ir % self.world or config.batch_rgb % self.world:
             raise ValueError(f"batch_ir={config.batch_ir} and batch_rgb={config.batch_rgb} must "
@@ -145,24 +154,18 @@ class SDCLTrainer:
         torch.manual_seed(config.seed)
         self.dataset = self._open_dataset()
         self.records = {m: self.dataset.train(m) for m in MODALITIES}
-        self.model = self._build_model()
+        self.model = (model if model is not None else build_model(config)).to(self.device)
         self.train_model = self._wrap_model(self.model)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.sgd_momentum,
-                                         weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size,
-                                                         gamma=config.gamma)
-        self.height, self.width = self.model.img_size
+        self.optimizer = optimizer if optimizer is not None else build_optimizer(config,
+                                                                                 self.model)
+        self.scheduler = scheduler if scheduler is not None else build_scheduler(config,
+                                                                                 self.optimizer)
+        self.height, self.width = getattr(self.model, "img_size")
         self.test_tf = test_transform(self.height, self.width)
-        self.sdc = ShallowDeepContrast(lambda_shallow=config.lambda_shallow)
-        self.cnl = CollaborativeNeighborLearning(threshold=config.cnl_threshold, temp=config.temp)
-        self.labeler = PseudoLabeler(
-            eps=config.eps, min_samples=config.min_samples, k1=config.k1, k2=config.k2,
-            stage2_rgb_k1=config.stage2_rgb_k1,
-            cra=CollaborativeRankingAssociation(config.cra_topk, config.cra_smooth_k))
+        self.labeler = PseudoLabeler.from_recipe(self.recipe)
         self.start_epoch = 0
         self.history: Dict[str, Any] = {}
-        self.last_memories: Optional[EpochMemories] = None  # memories at the end of an epoch
+        self.last_objective: Optional[SDCLObjective] = None  # the objective of the last epoch
 
     # ------------------------------------------------------------------ setup
 
@@ -188,30 +191,11 @@ class SDCLTrainer:
             root = broadcast_object(root)
         return SYSUMM01(root)
 
-    def _build_model(self) -> torch.nn.Module:
-        config = self.config
-        overrides: Dict[str, Any] = {}
-        if config.height is not None or config.width is not None:
-            from ..models import get_config
-
-            base = get_config(config.model)
-            overrides["img_size"] = (config.height or base.img_size[0],
-                                     config.width or base.img_size[1])
-        if config.drop_path_rate is not None:
-            overrides["drop_path_rate"] = config.drop_path_rate
-        model = build_shallow_deep_vit(config.model, pretrained=config.pretrained,
-                                       gradient_checkpointing=config.gradient_checkpointing,
-                                       **overrides)
-        # vit.blocks[-1] and vit.norm only seed the b1/b2 branches: they get no gradient
-        for module in (model.vit.blocks[-1], model.vit.norm):
-            module.requires_grad_(False)
-        return model.to(self.device)
-
-    def _wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        wrapped: torch.nn.Module = model
+    def _wrap_model(self, model: nn.Module) -> Any:
+        wrapped: Any = MixedForward(model, self.config.norm_groups)
         if is_distributed():
-            wrapped = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            wrapped = nn.parallel.DistributedDataParallel(
+                wrapped, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if self.config.compile:
             wrapped = torch.compile(wrapped)
         return wrapped
@@ -307,7 +291,7 @@ class SDCLTrainer:
         return stats
 
     def pseudo_label(self, features, stage: int) -> PseudoLabels:
-        """SPEC section 3 on rank 0, broadcast to all ranks."""
+        """Pseudo-labels of the epoch, computed on rank 0 and broadcast to all ranks."""
         result = None
         if self.rank == 0:
             result = self.labeler(features[RGB][0], features[RGB][1], features[IR][0],
@@ -315,91 +299,37 @@ class SDCLTrainer:
         return broadcast_object(result)
 
     def train_loaders(self, labels: PseudoLabels, epoch: int):
+        """The epoch's RGB and IR loaders over the samples the pseudo-labels keep."""
         config = self.config
-        iterations = config.iterations(epoch)
-        common = dict(num_iterations=iterations, num_instances=config.num_instances,
-                      use_cameras=config.use_cameras, epoch=epoch, seed=config.seed,
-                      num_replicas=self.world, rank=self.rank, num_workers=config.workers)
-        strengths = config.augmentation()
-        loaders = {}
-        for modality, part, batch in ((IR, labels.ir, config.batch_ir),
-                                      (RGB, labels.rgb, config.batch_rgb)):
-            train_labels = torch.where(torch.as_tensor(part.kept), torch.as_tensor(part.labels),
-                                       torch.tensor(-1))
-            if modality == IR:
-                transform, second = ir_train_transform(self.height, self.width, **strengths), None
-            else:
-                transform = rgb_train_transform(self.height, self.width, **strengths)
-                second = rgb_train_transform_second_view(self.height, self.width, **strengths)
-            loaders[modality] = make_train_loader(
-                self.records[modality], transform, labels=train_labels.numpy(),
-                batch_size=batch // self.world, second_transform=second, **common)
-        return loaders
+        return make_sdcl_train_loaders(
+            self.records, {RGB: labels.rgb.training_labels(), IR: labels.ir.training_labels()},
+            batch_rgb=config.batch_rgb, batch_ir=config.batch_ir,
+            num_instances=config.num_instances, num_iterations=self.recipe.iterations(epoch),
+            height=self.height, width=self.width, augmentation=self.recipe.augmentation(),
+            use_cameras=config.use_cameras, epoch=epoch, seed=config.seed,
+            num_replicas=self.world, rank=self.rank, num_workers=config.workers)
 
-    def train_step(self, batch_ir, batch_rgb, memories: EpochMemories, epoch: int,
-                   weights: SDCLLossWeights) -> Dict[str, float]:
-        """One optimisation step; returns the loss parts (floats)."""
-        config, device = self.config, self.device
-        images_ir, labels_ir, _, index_ir = (t.to(device, non_blocking=True) for t in batch_ir)
-        view1, view2, labels_rgb, _, index_rgb = (t.to(device, non_blocking=True)
-                                                  for t in batch_rgb)
-        images_rgb = torch.cat([view1, view2])
-        labels_rgb = torch.cat([labels_rgb, labels_rgb])
-        index_rgb = torch.cat([index_rgb, index_rgb])
-        # official: one forward over both modalities (the necks' BatchNorm sees both)
-        images = torch.cat([images_rgb, images_ir])
-        is_ir = torch.zeros(images.shape[0], dtype=torch.bool, device=device)
-        is_ir[images_rgb.shape[0]:] = True
-        with autocast_context(device, config.amp):
-            deep, shallow = self.train_model(images, is_ir)
+    def train_step(self, batch_rgb, batch_ir, objective: SDCLObjective) -> Dict[str, float]:
+        """One optimisation step; returns the loss, its groups and parts (floats)."""
+        batch = join_sdcl_batches(batch_rgb, batch_ir, self.device)
+        with autocast_context(self.device, self.config.amp):
+            deep, shallow = self.train_model(batch.rgb, batch.ir)
         deep, shallow = deep.float(), shallow.float()
-        n_rgb = images_rgb.shape[0]
-        feats = {RGB: (deep[:n_rgb], shallow[:n_rgb], labels_rgb, index_rgb),
-                 IR: (deep[n_rgb:], shallow[n_rgb:], labels_ir, index_ir)}
-
-        contrast = [self.sdc(d, s, y, memories.deep[m], memories.shallow[m])
-                    for m, (d, s, y, _) in ((IR, feats[IR]), (RGB, feats[RGB]))]
-        homogeneous = []
-        if epoch >= config.homogeneous_start:
-            homogeneous = [self.cnl(d, s, i, memories.instance_deep[m],
-                                    memories.instance_shallow[m])
-                           for m, (d, s, _, i) in ((IR, feats[IR]), (RGB, feats[RGB]))]
-        direction = heterogeneous_direction(epoch, config.heterogeneous_start)
-        heterogeneous = None
-        if direction is not None:
-            query, target = (RGB, IR) if direction is Direction.RGB_TO_IR else (IR, RGB)
-            d, s, _, i = feats[query]
-            heterogeneous = self.cnl(d, s, i, memories.instance_deep[query],
-                                     memories.instance_shallow[query],
-                                     memories.instance_deep[target],
-                                     memories.instance_shallow[target])
-        loss = weights.combine(contrast, homogeneous, heterogeneous, direction)
-        if not torch.isfinite(loss):
+        out = objective.loss(deep, shallow, batch.labels, batch.indices, batch.num_rgb)
+        if not torch.isfinite(out.total):
             raise FloatingPointError(
-                f"the training loss became {loss.item()} in epoch {epoch}; lower --lr or, as "
-                "the authors advise, use a larger memory momentum in the first epoch")
+                f"the training loss became {out.total.item()} in epoch {objective.epoch}; lower "
+                "--lr or, as the authors advise, use a larger memory momentum in the first "
+                "epoch (--first-epoch-memory-momentum 0.9)")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        out.total.backward()
         self.optimizer.step()
-
-        with torch.no_grad():  # memories move after the step (official: inside backward)
-            for m in (IR, RGB):
-                d, s, y, i = feats[m]
-                memories.instance_deep[m].update(d.detach(), i)
-                memories.instance_shallow[m].update(s.detach(), i)
-                self.sdc.update(d.detach(), s.detach(), y, memories.deep[m], memories.shallow[m])
-        parts = {"loss": loss.item(),
-                 "contrast": sum(c.total.item() for c in contrast),
-                 "homogeneous": sum(h.weighted(weights.homogeneous_deep,
-                                               weights.homogeneous_shallow).item()
-                                    for h in homogeneous),
-                 "heterogeneous": 0.0 if heterogeneous is None else heterogeneous.weighted(
-                     *weights.heterogeneous_weights(direction)).item()}
-        return parts
+        objective.update(deep, shallow, batch.labels, batch.indices, batch.num_rgb)
+        return out.as_floats()
 
     def train_epoch(self, epoch: int) -> Dict[str, Any]:
-        config = self.config
-        stage = config.stage(epoch)
+        config, recipe = self.config, self.recipe
+        stage = recipe.stage(epoch)
         timings: Dict[str, float] = {}
         start = time.perf_counter()
         features = self.extract_training_features()
@@ -408,8 +338,8 @@ class SDCLTrainer:
         start = time.perf_counter()
         labels = self.pseudo_label(features, stage)
         timings["pseudo_labels"] = time.perf_counter() - start
-        memories = EpochMemories.build(labels, features, config,
-                                       config.memory_momentum_for(epoch), self.device)
+        objective = SDCLObjective.from_pseudo_labels(labels, features, recipe, epoch=epoch,
+                                                     device=self.device)
         del features
         try:
             loaders = self.train_loaders(labels, epoch)
@@ -418,18 +348,17 @@ class SDCLTrainer:
                 f"epoch {epoch}: the pseudo-labels cannot fill a batch ({error}). Clustering "
                 f"gave {labels.summary()}; the features may have collapsed (lower --lr) or eps "
                 f"may not suit them") from error
-        weights = SDCLLossWeights.official(stage)
 
         start = time.perf_counter()
         self.train_model.train()
         sums: Dict[str, float] = defaultdict(float)
         steps = 0
-        iterations = config.iterations(epoch)
-        batches = progress_bar(zip(loaders[IR], loaders[RGB]),
+        batches = progress_bar(zip(loaders[RGB], loaders[IR]),
                                enabled=config.progress and self.rank == 0,
-                               desc=f"epoch {epoch} (stage {stage})", total=iterations)
-        for batch_ir, batch_rgb in batches:
-            parts = self.train_step(batch_ir, batch_rgb, memories, epoch, weights)
+                               desc=f"epoch {epoch} (stage {stage})",
+                               total=recipe.iterations(epoch))
+        for batch_rgb, batch_ir in batches:
+            parts = self.train_step(batch_rgb, batch_ir, objective)
             for key, value in parts.items():
                 sums[key] += value
             steps += 1
@@ -438,7 +367,7 @@ class SDCLTrainer:
         timings["train"] = time.perf_counter() - start
         self._sync_buffers()
         self.scheduler.step()
-        self.last_memories = memories
+        self.last_objective = objective
 
         summary = labels.summary()
         record = {
@@ -450,12 +379,13 @@ class SDCLTrainer:
             "associated_fraction": summary.get("associated_fraction"),
             "seconds": {**timings, "association_steps": summary["seconds"]},
         }
+        losses = record["losses"]
         assoc = record["associated_fraction"]
         self.log.info(
-            f"epoch {epoch:3d} stage {stage} | loss {record['losses'].get('loss', math.nan):.3f} "
-            f"(contrast {record['losses'].get('contrast', 0):.3f}, "
-            f"hom {record['losses'].get('homogeneous', 0):.3f}, "
-            f"het {record['losses'].get('heterogeneous', 0):.3f}) | clusters RGB "
+            f"epoch {epoch:3d} stage {stage} | loss {losses.get('loss', math.nan):.3f} "
+            f"(contrast {losses.get('contrast', 0):.3f}, "
+            f"hom {losses.get('homogeneous', 0):.3f}, "
+            f"het {losses.get('heterogeneous', 0):.3f}) | clusters RGB "
             f"{record['clusters'][RGB]} IR {record['clusters'][IR]} | outliers RGB "
             f"{record['outliers'][RGB]} IR {record['outliers'][IR]}"
             + (f" | associated {100 * assoc:.1f}%" if assoc is not None else "")
@@ -500,11 +430,12 @@ class SDCLTrainer:
                       f"{len(self.records[IR])} IR training images, model {config.model} "
                       f"{self.height}x{self.width}, {self.world} process(es) on {self.device}, "
                       f"epochs {self.start_epoch}..{config.epochs - 1}, stage 2 from "
-                      f"{config.cmlabel}")
+                      f"{config.cmlabel}, recipe {self.recipe.name}, batch-norm groups "
+                      f"{config.norm_groups}")
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / "config.json").write_text(config.to_json())
-        pretraining = config.pretrain_steps > 0 and config.pretrained is None \
+        pretraining = config.pretrain_steps > 0 and config.random_init \
             and self.start_epoch == 0
         if config.eval_before and self.start_epoch == 0 and "before" not in self.history:
             before = self.evaluate()

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..recipe import OFFICIAL_SYSU
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -45,7 +47,7 @@ __all__ = [
     "load_pretrained",
 ]
 
-DEFAULT_CHECKPOINT_GRID: Tuple[int, int] = (16, 8)
+DEFAULT_CHECKPOINT_GRID: Tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid
 """Token grid of ``vit_base_ics_cfs_lup.pth`` (256x128 images, 16 px patches)."""
 
 WRAPPER_KEYS = ("model", "state_dict", "teacher")

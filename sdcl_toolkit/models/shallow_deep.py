@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._arrays import array_kind, as_tensor
-from ..data.records import IR, RGB
+from ..modality import IR, RGB, parse_modality
+from ..recipe import OFFICIAL_SYSU
 from .vit import BatchNorm1d32, LayerNorm32, ViT, ViTConfig, get_config, run_checkpointed
 
 logger = logging.getLogger(__name__)
@@ -43,17 +44,6 @@ __all__ = [
     "build_shallow_deep_vit",
     "parse_modality",
 ]
-
-_MODALITY_ALIASES = {
-    "rgb": RGB,
-    "visible": RGB,
-    "vis": RGB,
-    "color": RGB,
-    "colour": RGB,
-    "ir": IR,
-    "infrared": IR,
-    "thermal": IR,
-}
 
 ModalityArg = Union[str, torch.Tensor, Sequence[str]]
 
@@ -72,14 +62,38 @@ class MixedFeatures(NamedTuple):
     ir: ShallowDeepFeatures
 
 
-def parse_modality(modality: str) -> str:
-    """Return ``"rgb"`` or ``"ir"`` for a modality name (aliases: visible, thermal, infrared)."""
-    if not isinstance(modality, str):
-        raise TypeError(f"modality must be a string ('rgb' or 'ir'), got {type(modality).__name__}")
-    key = modality.strip().lower()
-    if key not in _MODALITY_ALIASES:
-        raise ValueError(f"unknown modality {modality!r}; expected 'rgb' or 'ir'")
-    return _MODALITY_ALIASES[key]
+def _norm_group_rows(
+    n_rgb: int, n_ir: int, groups: int, device: torch.device
+) -> List[torch.Tensor]:
+    """Rows of the joint ``[rgb; ir]`` batch in each batch-norm group: RGB chunk ``g`` and
+    IR chunk ``g`` of ``torch.chunk`` (DataParallel's scatter), RGB rows first."""
+    rgb_rows = torch.arange(n_rgb, device=device).chunk(groups)
+    ir_rows = torch.arange(n_rgb, n_rgb + n_ir, device=device).chunk(groups)
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    out = []
+    for g in range(groups):
+        r = rgb_rows[g] if g < len(rgb_rows) else empty
+        i = ir_rows[g] if g < len(ir_rows) else empty
+        out.append(torch.cat((r, i)))
+    return out
+
+
+@contextmanager
+def _running_stats_frozen(module: nn.Module, frozen: bool) -> Iterator[None]:
+    """Batch norms of ``module`` normalise with batch statistics but leave their running
+    statistics (and ``num_batches_tracked``) untouched while ``frozen``."""
+    if not frozen:
+        yield
+        return
+    norms = [m for m in module.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
 
 
 def _new_bn_neck(dim: int) -> BatchNorm1d32:
@@ -193,8 +207,9 @@ class ShallowDeepViT(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def branches(self, tokens: torch.Tensor) -> ShallowDeepFeatures:
-        """Embedding-level tokens ``[B, 1+N, D]`` -> (deep, shallow) features ``[B, D]`` each.
+    def branch_tokens(self, tokens: torch.Tensor) -> ShallowDeepFeatures:
+        """Embedding-level tokens ``[B, 1+N, D]`` -> (deep, shallow) class tokens ``[B, D]``
+        before the BatchNorm necks.
 
         ``tokens`` is ``[cls; patches] + pos_embed`` (:meth:`ViT.embed`). The shallow
         branch sees ``tokens[:, 1:]`` and the class token of the deep path ``h[:, :1]``.
@@ -209,6 +224,12 @@ class ShallowDeepViT(nn.Module):
         shallow_input = torch.cat((h[:, :1], shallow_tokens.to(h.dtype)), dim=1)
         shallow = run_checkpointed(self.b2[0], shallow_input, checkpointed, cls_only=True)
         shallow = self.b2[1](shallow)[:, 0]
+        return ShallowDeepFeatures(deep, shallow)
+
+    def branches(self, tokens: torch.Tensor) -> ShallowDeepFeatures:
+        """Embedding-level tokens ``[B, 1+N, D]`` -> (deep, shallow) features ``[B, D]`` after
+        the necks (:meth:`branch_tokens` + ``deep_neck`` / ``shallow_neck``)."""
+        deep, shallow = self.branch_tokens(tokens)
         return ShallowDeepFeatures(self.deep_neck(deep), self.shallow_neck(shallow))
 
     def forward(self, images: torch.Tensor, modality: ModalityArg) -> ShallowDeepFeatures:
@@ -231,19 +252,57 @@ class ShallowDeepViT(nn.Module):
         inverse[order] = torch.arange(order.numel(), device=order.device)
         return self.branches(self.vit.add_cls_and_pos(patches[inverse]))
 
-    def forward_mixed(self, rgb: torch.Tensor, ir: torch.Tensor) -> MixedFeatures:
+    def forward_mixed(self, rgb: torch.Tensor, ir: torch.Tensor, *,
+                      norm_groups: int = 1) -> MixedFeatures:
         """One forward over an RGB batch and an IR batch (the official training step).
 
         ``rgb`` goes through ``vit.patch_embed``, ``ir`` through ``patch_embed2``; the
-        tokens are concatenated (RGB first) and share everything after, so the necks'
-        BatchNorm statistics cover both modalities. Returns ``MixedFeatures(rgb=(deep,
-        shallow), ir=(deep, shallow))`` with ``[B_rgb, D]`` and ``[B_ir, D]`` tensors.
+        tokens are concatenated (RGB first) and share everything after. Returns
+        ``MixedFeatures(rgb=(deep, shallow), ir=(deep, shallow))`` with ``[B_rgb, D]`` and
+        ``[B_ir, D]`` tensors.
+
+        ``norm_groups``: how the batch-norm layers (ICS stems, necks) see the batch.
+
+        * ``1``: the whole batch is one BatchNorm batch (the necks' statistics cover both
+          modalities).
+        * ``G > 1``: as ``torch.nn.DataParallel`` on ``G`` devices, which the official runs
+          use: ``rgb`` and ``ir`` are each cut into ``G`` consecutive chunks
+          (``torch.chunk``); group ``g`` = RGB chunk ``g`` + IR chunk ``g`` is normalised
+          on its own, and only group 0 updates the running statistics (DataParallel keeps
+          the buffers of the replica on the first device). With the official batch
+          ``[view 1; view 2]`` of RGB and ``G = 2``, group 0 is RGB view 1 + the first half
+          of IR. Everything but the batch norms is computed once for the whole batch.
         """
         self.vit.check_images(rgb, "rgb")
         self.vit.check_images(ir, "ir")
-        patches = self._embed_patches([(rgb, RGB), (ir, IR)])
-        deep, shallow = self.branches(self.vit.add_cls_and_pos(patches))
+        if isinstance(norm_groups, bool) or not isinstance(norm_groups, int) or norm_groups < 1:
+            raise ValueError(f"norm_groups must be a positive integer, got {norm_groups!r}")
         n_rgb = rgb.shape[0]
+        if norm_groups == 1 or not self.training:
+            patches = self._embed_patches([(rgb, RGB), (ir, IR)])
+            deep, shallow = self.branches(self.vit.add_cls_and_pos(patches))
+        else:
+            groups = _norm_group_rows(n_rgb, ir.shape[0], norm_groups, rgb.device)
+            rgb_parts = [rgb[rows[rows < n_rgb]] for rows in groups]
+            ir_parts = [ir[rows[rows >= n_rgb] - n_rgb] for rows in groups]
+            embedded = []
+            for g, (r, i) in enumerate(zip(rgb_parts, ir_parts)):
+                with _running_stats_frozen(self, frozen=g > 0):
+                    embedded.append((self.patch_embed_for(RGB)(r) if r.shape[0] else None,
+                                     self.patch_embed_for(IR)(i) if i.shape[0] else None))
+            rgb_tokens = [e[0] for e in embedded if e[0] is not None]
+            ir_tokens = [e[1] for e in embedded if e[1] is not None]
+            dtype = torch.promote_types(rgb_tokens[0].dtype, ir_tokens[0].dtype)
+            patches = torch.cat([t.to(dtype) for t in rgb_tokens + ir_tokens])
+            deep_raw, shallow_raw = self.branch_tokens(self.vit.add_cls_and_pos(patches))
+            deep = torch.empty_like(deep_raw)
+            shallow = torch.empty_like(shallow_raw)
+            for g, rows in enumerate(groups):
+                if rows.numel() == 0:
+                    continue
+                with _running_stats_frozen(self, frozen=g > 0):
+                    deep[rows] = self.deep_neck(deep_raw[rows]).to(deep.dtype)
+                    shallow[rows] = self.shallow_neck(shallow_raw[rows]).to(shallow.dtype)
         return MixedFeatures(
             rgb=ShallowDeepFeatures(deep[:n_rgb], shallow[:n_rgb]),
             ir=ShallowDeepFeatures(deep[n_rgb:], shallow[n_rgb:]),
@@ -378,7 +437,7 @@ def build_shallow_deep_vit(
     config: Union[str, ViTConfig] = "vit_base",
     pretrained: Any = None,
     *,
-    checkpoint_grid: Tuple[int, int] = (16, 8),
+    checkpoint_grid: Tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid,
     gradient_checkpointing: bool = False,
     **overrides: Any,
 ) -> ShallowDeepViT:

@@ -34,6 +34,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..recipe import OFFICIAL_SYSU
 from torch.utils.checkpoint import checkpoint as _activation_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ class ViTConfig:
     layer_norm_eps: epsilon of every LayerNorm (1e-6 as in TransReID).
     """
 
-    img_size: Tuple[int, int] = (288, 144)
+    img_size: Tuple[int, int] = (OFFICIAL_SYSU.height, OFFICIAL_SYSU.width)
     patch_size: int = 16
     embed_dim: int = 768
     depth: int = 12
@@ -95,7 +97,7 @@ class ViTConfig:
     stem_channels: int = 64
     drop_rate: float = 0.0
     attn_drop_rate: float = 0.0
-    drop_path_rate: float = 0.1
+    drop_path_rate: float = OFFICIAL_SYSU.drop_path_rate
     layer_norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
@@ -454,9 +456,9 @@ class ViT(nn.Module):
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
-        img_size: Tuple[int, int] = (288, 144),
+        img_size: Tuple[int, int] = (OFFICIAL_SYSU.height, OFFICIAL_SYSU.width),
         stem: str = "ics",
-        drop_path_rate: float = 0.0,
+        drop_path_rate: float = OFFICIAL_SYSU.drop_path_rate,
         gradient_checkpointing: bool = False,
         *,
         stem_channels: int = 64,

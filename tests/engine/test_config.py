@@ -4,7 +4,9 @@ import dataclasses
 
 import pytest
 
+from sdcl_toolkit import SDCLRecipe
 from sdcl_toolkit.engine import TrainConfig, build_parser, parse_config, sysu_config_from_argv
+from sdcl_toolkit.recipe import RECIPE_FIELDS
 
 
 def test_sysu_preset_is_the_official_recipe():
@@ -24,8 +26,49 @@ def test_sysu_preset_is_the_official_recipe():
 def test_regdb_preset():
     c = TrainConfig.regdb()
     assert (c.epochs, c.cmlabel, c.iters_stage1, c.iters_stage2, c.eps) == (30, 20, 50, 50, 0.3)
-    assert c.memory_momentum_for(0) == 0.99 and c.memory_momentum_for(1) == 0.1
-    assert c.stage2_rgb_k1 == 30 and c.homogeneous_start == 1
+    assert c.first_epoch_memory_momentum == 0.99 and c.memory_momentum == 0.1
+    assert c.stage2_rgb_k1 == 30 and c.homogeneous_start == 1 and c.cra_topk == 10
+    assert c.recipe() == SDCLRecipe.regdb()
+
+
+@pytest.mark.parametrize("name", ["sysu", "regdb"])
+def test_presets_read_every_shared_value_from_the_recipe(name):
+    config = getattr(TrainConfig, name)()
+    recipe = SDCLRecipe.for_dataset(name)
+    shared = [f for f in RECIPE_FIELDS if hasattr(config, f) and f not in
+              ("height", "width", "drop_path_rate")]
+    assert len(shared) >= 45
+    for field in shared:
+        assert getattr(config, field) == getattr(recipe, field), field
+    assert config.recipe() == recipe and config.recipe().name == name
+
+
+def test_a_changed_flag_reaches_the_recipe():
+    recipe = TrainConfig.sysu(k1=20, cnl_temp=0.1).recipe()
+    assert (recipe.k1, recipe.cnl_temp, recipe.name) == (20, 0.1, "sysu+modified")
+    assert recipe.source("k1") == "modified"
+    assert recipe.source("k2").startswith("cluster_contrast_vit_sysu.py")
+
+
+def test_official_presets_refuse_a_silent_random_initialisation():
+    with pytest.raises(ValueError, match="vit_base_ics_cfs_lup.pth"):
+        TrainConfig.sysu(data_dir="/data").validate()
+    with pytest.raises(ValueError, match="--pretrained none"):
+        parse_config(TrainConfig.sysu(), ["--data-dir", "/data"])
+    explicit = parse_config(TrainConfig.sysu(), ["--data-dir", "/data", "--pretrained", "none"])
+    assert explicit.random_init and explicit.pretrained_path is None
+    given = parse_config(TrainConfig.regdb(), ["--data-dir", "/d", "--pretrained", "w.pth"])
+    assert not given.random_init and given.pretrained_path == "w.pth"
+    assert TrainConfig.demo().random_init  # the demo pretrains on generated identities
+
+
+def test_nan_and_negative_settings_are_refused_before_training():
+    with pytest.raises(ValueError) as error:
+        TrainConfig.demo(cnl_threshold=float("nan"), gamma=-1.0, lr=float("nan"),
+                         cra_topk=0, stage2_rgb_k1=0).validate()
+    message = str(error.value)
+    for name in ("cnl_threshold", "gamma", "lr", "cra_topk", "stage2_rgb_k1"):
+        assert name in message
 
 
 def test_schedule_helpers():
@@ -38,8 +81,7 @@ def test_every_field_is_a_flag_with_the_preset_default():
     defaults = TrainConfig.regdb()
     args = build_parser(defaults).parse_args([])
     for field in dataclasses.fields(TrainConfig):
-        if field.name != "extra":
-            assert getattr(args, field.name) == getattr(defaults, field.name), field.name
+        assert getattr(args, field.name) == getattr(defaults, field.name), field.name
 
 
 def test_parse_config_overrides_and_optional_none():
@@ -52,16 +94,17 @@ def test_parse_config_overrides_and_optional_none():
 
 def test_train_sysu_uses_the_demo_without_data_dir():
     assert sysu_config_from_argv([]).model == "tiny"
-    official = sysu_config_from_argv(["--data-dir", "/data/SYSU-MM01"])
+    official = sysu_config_from_argv(["--data-dir", "/data/SYSU-MM01", "--pretrained", "w.pth"])
     assert official.model == "vit_base" and official.epochs == 50
-    assert sysu_config_from_argv(["--data-dir", "/d", "--epochs", "3"]).epochs == 3
+    assert sysu_config_from_argv(["--data-dir", "/d", "--epochs", "3", "--pretrained",
+                                  "none"]).epochs == 3
 
 
 def test_invalid_settings_are_listed():
     with pytest.raises(ValueError) as error:
         TrainConfig.sysu(eps=2.0, batch_ir=100, dataset="market").validate()
     message = str(error.value)
-    assert "eps must be in (0, 1]" in message
+    assert "eps must lie in (0, 1]" in message
     assert "batch_ir=100 must be a multiple of num_instances=16" in message
     assert "dataset must be 'sysu' or 'regdb'" in message
     with pytest.raises(ValueError, match="RegDB needs --data-dir"):

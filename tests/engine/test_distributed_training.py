@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from sdcl_toolkit.engine import SDCLTrainer
+from sdcl_toolkit.engine import SDCLTrainer, setup_distributed
 
 
 def _free_port() -> int:
@@ -25,14 +25,14 @@ def _worker(rank: int, world: int, port: int, config, out_dir: str) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     try:
-        trainer = SDCLTrainer(config)
+        trainer = SDCLTrainer(config, device=setup_distributed(config.device))
         initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
         trainer.fit()
-        memories = trainer.last_memories
+        memories = trainer.last_objective.memories
         torch.save({
             "model": trainer.model.state_dict(),
-            "deep_rgb": memories.deep["rgb"].centroids,
-            "shallow_ir": memories.shallow["ir"].centroids,
+            "deep_rgb": memories.cluster_deep["rgb"].centroids,
+            "shallow_ir": memories.cluster_shallow["ir"].centroids,
             "instance_rgb": memories.instance_deep["rgb"].bank,
             "instance_ir": memories.instance_shallow["ir"].bank,
             "changed": sorted(k for k, v in trainer.model.state_dict().items()

@@ -86,3 +86,45 @@ def test_pretraining_stage_runs_and_is_reported(tiny_config, tmp_path):
 def test_bfloat16_autocast_run(tiny_config):
     history = SDCLTrainer(dataclasses.replace(tiny_config, amp=True, epochs=1, cmlabel=5)).fit()
     assert torch.isfinite(torch.tensor(history["epochs"][0]["losses"]["loss"]))
+
+
+def test_injected_model_optimizer_and_scheduler_are_used(tiny_config):
+    from sdcl_toolkit.engine import build_model
+
+    config = dataclasses.replace(tiny_config, epochs=1, cmlabel=5)
+    model = build_model(config)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = SDCLTrainer(config, model, optimizer, scheduler)
+    assert trainer.model is model and trainer.optimizer is optimizer
+    history = trainer.fit()
+    assert history["epochs"][0]["lr"] == pytest.approx(5e-4)  # the injected schedule ran
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_trainer_does_not_create_a_process_group(tiny_config, monkeypatch):
+    import torch.distributed as dist
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="setup_distributed"):
+        SDCLTrainer(tiny_config)
+    assert not dist.is_initialized()
+
+
+def test_official_batch_norm_groups_run(tiny_config):
+    config = dataclasses.replace(tiny_config, norm_groups=2)
+    history = SDCLTrainer(config).fit()
+    assert [e["stage"] for e in history["epochs"]] == [1, 2]
+    losses = history["epochs"][1]["losses"]
+    assert set(losses) >= {"loss", "contrast", "homogeneous", "heterogeneous",
+                           "contrast_rgb_deep", "heterogeneous_ir_to_rgb_deep"}
+    assert losses["heterogeneous_ir_to_rgb_deep"] > 0  # epoch 1 is odd: IR -> RGB
+
+
+def test_sysu_preset_without_pretrained_is_refused(tiny_sysu_root, tmp_path):
+    from sdcl_toolkit.engine import TrainConfig
+
+    with pytest.raises(ValueError, match="--pretrained none"):
+        SDCLTrainer(TrainConfig.sysu(data_dir=str(tiny_sysu_root),
+                                     output_dir=str(tmp_path / "x")))

@@ -334,3 +334,73 @@ def test_factory_with_pretrained_state_dict():
     assert model.config.drop_path_rate == 0.05
     assert torch.equal(model.patch_embed2.proj.weight, donor.vit.patch_embed.proj.weight)
     assert torch.equal(model.b2[0].mlp.fc1.weight, donor.vit.blocks[-1].mlp.fc1.weight)
+
+
+def _official_data_parallel_reference(model, rgb, ir, groups):
+    """What torch.nn.DataParallel on ``groups`` devices computes: each replica forwards its
+    chunk of ``rgb`` and of ``ir`` (its own batch-norm batch); replica 0's running statistics
+    are the ones kept."""
+    import copy
+
+    replicas = [copy.deepcopy(model) for _ in range(groups)]
+    outputs = [r.forward_mixed(x, y) for r, x, y in zip(replicas, rgb.chunk(groups),
+                                                          ir.chunk(groups))]
+    deep = torch.cat([o.rgb.deep for o in outputs] + [o.ir.deep for o in outputs])
+    shallow = torch.cat([o.rgb.shallow for o in outputs] + [o.ir.shallow for o in outputs])
+    return deep, shallow, replicas[0].state_dict()
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+def test_norm_groups_is_data_parallel_batch_norm(groups):
+    torch.manual_seed(0)
+    model = ShallowDeepViT("tiny").double().train()
+    rgb = torch.randn(8, 3, 64, 32, dtype=torch.float64)
+    ir = torch.randn(6, 3, 64, 32, dtype=torch.float64)
+    ref_deep, ref_shallow, ref_state = _official_data_parallel_reference(model, rgb, ir, groups)
+    out = model.forward_mixed(rgb, ir, norm_groups=groups)
+    torch.testing.assert_close(torch.cat([out.rgb.deep, out.ir.deep]), ref_deep)
+    torch.testing.assert_close(torch.cat([out.rgb.shallow, out.ir.shallow]), ref_shallow)
+    state = model.state_dict()
+    for key, value in ref_state.items():  # running statistics: group 0's only
+        torch.testing.assert_close(state[key], value, msg=key)
+    assert all(m.track_running_stats for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+
+
+def test_norm_groups_one_is_the_joint_batch_and_eval_ignores_groups():
+    torch.manual_seed(1)
+    model = ShallowDeepViT("tiny").double().train()
+    rgb = torch.randn(4, 3, 64, 32, dtype=torch.float64)
+    ir = torch.randn(4, 3, 64, 32, dtype=torch.float64)
+    joint = model.forward_mixed(rgb, ir)
+    grouped = model.forward_mixed(rgb, ir, norm_groups=2)
+    assert not torch.allclose(joint.rgb.deep, grouped.rgb.deep)  # groups change the batch
+    model.eval()
+    torch.testing.assert_close(model.forward_mixed(rgb, ir, norm_groups=2).rgb.deep,
+                               model.forward_mixed(rgb, ir).rgb.deep)
+    with pytest.raises(ValueError, match="norm_groups"):
+        model.forward_mixed(rgb, ir, norm_groups=0)
+
+
+def test_norm_groups_backpropagates_like_data_parallel():
+    import copy
+
+    torch.manual_seed(2)
+    model = ShallowDeepViT("tiny").double().train()
+    reference = copy.deepcopy(model)
+    rgb = torch.randn(4, 3, 64, 32, dtype=torch.float64)
+    ir = torch.randn(2, 3, 64, 32, dtype=torch.float64)
+    out = model.forward_mixed(rgb, ir, norm_groups=2)
+    (out.rgb.deep.sum() + out.ir.shallow.square().sum()).backward()
+    # DataParallel sums the replicas' gradients into the shared parameters
+    for x, y, frozen in ((rgb[:2], ir[:1], False), (rgb[2:], ir[1:], True)):
+        from sdcl_toolkit.models.shallow_deep import _running_stats_frozen
+
+        with _running_stats_frozen(reference, frozen=frozen):
+            part = reference.forward_mixed(x, y)
+        (part.rgb.deep.sum() + part.ir.shallow.square().sum()).backward()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        if p.grad is None:
+            assert q.grad is None, name
+        else:
+            torch.testing.assert_close(p.grad, q.grad, msg=name)
