@@ -6,9 +6,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 
@@ -71,7 +72,7 @@ class PeakMemory:
 
 
 @contextmanager
-def measure(device: torch.device, out: Dict[str, Any], key: str) -> Iterator[None]:
+def measure(device: torch.device, out: dict[str, Any], key: str) -> Iterator[None]:
     """Record ``{key: {"seconds", "peak_mb"}}`` for the block."""
     mem = PeakMemory(device)
     mem.start()
@@ -94,8 +95,8 @@ class StagePeaks:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.peak_mb: Dict[str, float] = {}
-        self._mem: Dict[str, PeakMemory] = {}
+        self.peak_mb: dict[str, float] = {}
+        self._mem: dict[str, PeakMemory] = {}
 
     def __call__(self, name: str, event: str) -> None:
         if event == "start":
@@ -107,8 +108,8 @@ class StagePeaks:
                 self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), peak / 2**20)
 
 
-def environment(device: torch.device) -> Dict[str, Any]:
-    info: Dict[str, Any] = {
+def environment(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -127,7 +128,7 @@ def fmt(value: Optional[float], digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def print_table(title: str, header: Sequence[str], rows: List[Sequence[Any]]) -> None:
+def print_table(title: str, header: Sequence[str], rows: list[Sequence[Any]]) -> None:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
     print()
     print(title)
@@ -137,7 +138,7 @@ def print_table(title: str, header: Sequence[str], rows: List[Sequence[Any]]) ->
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
-def write_json(name: str, payload: Dict[str, Any], path: Optional[Path] = None) -> Path:
+def write_json(name: str, payload: dict[str, Any], path: Optional[Path] = None) -> Path:
     target = path or (RESULTS_DIR / f"{name}.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(payload, indent=2, default=str))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -35,10 +35,10 @@ from scipy.optimize import linear_sum_assignment
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _measure import RESULTS_DIR, print_table, write_json  # noqa: E402
+from _measure import RESULTS_DIR, print_table, write_json
 
-from sdcl_toolkit import CRA, cluster_centroids, dbscan_pseudo_labels, jaccard_distance  # noqa: E402
-from sdcl_toolkit.data.clustered_features import make_two_modality_features  # noqa: E402
+from sdcl_toolkit import CRA, cluster_centroids, dbscan_pseudo_labels, jaccard_distance
+from sdcl_toolkit.data.clustered_features import make_two_modality_features
 
 METHODS = ("cra", "deep_only", "no_smoothing", "nearest_centroid", "hungarian")
 
@@ -76,64 +76,91 @@ def hungarian(d_rgb, s_rgb, d_ir, s_ir, ir_labels) -> np.ndarray:
     return out
 
 
-def methods() -> Dict[str, Callable[..., np.ndarray]]:
+def methods() -> dict[str, Callable[..., np.ndarray]]:
     cra = CRA(topk=20, smooth_k=5)
     return {
         "cra": lambda d, s, di, si, y: cra(d, s, di, si, y),
         "deep_only": lambda d, s, di, si, y: cra(d, d, di, di, y),
-        "no_smoothing": lambda d, s, di, si, y: cra(d, s, di, si, y,
-                                                    return_details=True).ranking_labels,
+        "no_smoothing": lambda d, s, di, si, y: (
+            cra(d, s, di, si, y, return_details=True).ranking_labels
+        ),
         "nearest_centroid": nearest_centroid,
         "hungarian": hungarian,
     }
 
 
-def score(assigned: np.ndarray, rgb_ids: np.ndarray, ir_labels: np.ndarray,
-          ir_ids: np.ndarray) -> Dict[str, float]:
+def score(
+    assigned: np.ndarray, rgb_ids: np.ndarray, ir_labels: np.ndarray, ir_ids: np.ndarray
+) -> dict[str, float]:
     """Accuracy (majority identity of the assigned IR cluster == own) and associated fraction."""
     majority = np.full(ir_labels.max() + 1, -2, dtype=np.int64)
     for c in range(ir_labels.max() + 1):
         majority[c] = np.bincount(ir_ids[ir_labels == c]).argmax()
     associated = assigned >= 0
     correct = majority[assigned[associated]] == rgb_ids[associated]
-    return {"accuracy": float(correct.mean()) if associated.any() else float("nan"),
-            "associated": float(associated.mean())}
+    return {
+        "accuracy": float(correct.mean()) if associated.any() else float("nan"),
+        "associated": float(associated.mean()),
+    }
 
 
-def run(gaps: List[float], noises: List[float], identities: int, rgb_per_id: int,
-        ir_per_id: int, dim: int, seeds: List[int], camera_spread: float = 0.3,
-        num_cameras: int = 2) -> List[Dict[str, Any]]:
+def run(
+    gaps: list[float],
+    noises: list[float],
+    identities: int,
+    rgb_per_id: int,
+    ir_per_id: int,
+    dim: int,
+    seeds: list[int],
+    camera_spread: float = 0.3,
+    num_cameras: int = 2,
+) -> list[dict[str, Any]]:
     table = []
     fns = methods()
     for noise in noises:
         for gap in gaps:
-            acc: Dict[str, List[Dict[str, float]]] = {m: [] for m in METHODS}
+            acc: dict[str, list[dict[str, float]]] = {m: [] for m in METHODS}
             clusters = []
             for seed in seeds:
-                f = make_two_modality_features(identities, rgb_per_id, ir_per_id, dim=dim,
-                                               modality_gap=gap, noise=noise, seed=seed,
-                                               camera_spread=camera_spread,
-                                               num_cameras=num_cameras)
+                f = make_two_modality_features(
+                    identities,
+                    rgb_per_id,
+                    ir_per_id,
+                    dim=dim,
+                    modality_gap=gap,
+                    noise=noise,
+                    seed=seed,
+                    camera_spread=camera_spread,
+                    num_cameras=num_cameras,
+                )
                 d_rgb, s_rgb = f.deep_rgb.numpy(), f.shallow_rgb.numpy()
                 d_ir, s_ir = f.deep_ir.numpy(), f.shallow_ir.numpy()
                 ir_labels = own_clusters(d_ir, s_ir)
                 clusters.append(int(ir_labels.max()) + 1)
                 for name in METHODS:
                     assigned = np.asarray(fns[name](d_rgb, s_rgb, d_ir, s_ir, ir_labels))
-                    acc[name].append(score(assigned, f.ids_rgb.numpy(), ir_labels,
-                                           f.ids_ir.numpy()))
-            entry: Dict[str, Any] = {"gap": gap, "noise": noise,
-                                     "ir_clusters": float(np.mean(clusters))}
+                    acc[name].append(
+                        score(assigned, f.ids_rgb.numpy(), ir_labels, f.ids_ir.numpy())
+                    )
+            entry: dict[str, Any] = {
+                "gap": gap,
+                "noise": noise,
+                "ir_clusters": float(np.mean(clusters)),
+            }
             for name in METHODS:
-                entry[name] = {k: float(np.mean([a[k] for a in acc[name]]))
-                               for k in ("accuracy", "associated")}
+                entry[name] = {
+                    k: float(np.mean([a[k] for a in acc[name]])) for k in ("accuracy", "associated")
+                }
             table.append(entry)
-            print(f"  noise={noise} gap={gap}: " + ", ".join(
-                f"{m} {entry[m]['accuracy']:.3f}" for m in METHODS), flush=True)
+            print(
+                f"  noise={noise} gap={gap}: "
+                + ", ".join(f"{m} {entry[m]['accuracy']:.3f}" for m in METHODS),
+                flush=True,
+            )
     return table
 
 
-def plot(table: List[Dict[str, Any]], path: Path) -> Optional[Path]:
+def plot(table: list[dict[str, Any]], path: Path) -> Optional[Path]:
     try:
         import matplotlib
 
@@ -147,8 +174,12 @@ def plot(table: List[Dict[str, Any]], path: Path) -> Optional[Path]:
     for ax, noise in zip(axes[0], noises):
         rows = [e for e in table if e["noise"] == noise]
         for name in METHODS:
-            ax.plot([e["gap"] for e in rows], [e[name]["accuracy"] for e in rows], marker="o",
-                    label=name)
+            ax.plot(
+                [e["gap"] for e in rows],
+                [e[name]["accuracy"] for e in rows],
+                marker="o",
+                label=name,
+            )
         ax.set_title(f"noise {noise}")
         ax.set_xlabel("modality gap")
         ax.set_ylabel("cross-modality label accuracy")
@@ -161,9 +192,10 @@ def plot(table: List[Dict[str, Any]], path: Path) -> Optional[Path]:
     return path
 
 
-def main(argv: Optional[List[str]] = None) -> List[Dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gaps", default="0,0.8,1.6,2.4")
     parser.add_argument("--noises", default="1.0,1.4")
     parser.add_argument("--identities", type=int, default=80)
@@ -171,25 +203,44 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     parser.add_argument("--ir-per-id", type=int, default=10)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--camera-spread", type=float, default=0.3,
-                        help="per-(identity, camera) offset; large values split identities "
-                             "into several clusters per modality")
+    parser.add_argument(
+        "--camera-spread",
+        type=float,
+        default=0.3,
+        help="per-(identity, camera) offset; large values split identities "
+        "into several clusters per modality",
+    )
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    table = run([float(g) for g in args.gaps.split(",")],
-                [float(n) for n in args.noises.split(",")], args.identities, args.rgb_per_id,
-                args.ir_per_id, args.dim, [int(s) for s in args.seeds.split(",")],
-                args.camera_spread, args.cameras)
-    rows = [[e["noise"], e["gap"], f"{e['ir_clusters']:.0f}",
-             *(f"{e[m]['accuracy']:.3f} / {e[m]['associated']:.2f}" for m in METHODS)]
-            for e in table]
-    print_table("Cross-modality label accuracy / fraction associated (RGB -> IR clusters)",
-                ["noise", "gap", "IR clusters", *METHODS], rows)
+    table = run(
+        [float(g) for g in args.gaps.split(",")],
+        [float(n) for n in args.noises.split(",")],
+        args.identities,
+        args.rgb_per_id,
+        args.ir_per_id,
+        args.dim,
+        [int(s) for s in args.seeds.split(",")],
+        args.camera_spread,
+        args.cameras,
+    )
+    rows = [
+        [
+            e["noise"],
+            e["gap"],
+            f"{e['ir_clusters']:.0f}",
+            *(f"{e[m]['accuracy']:.3f} / {e[m]['associated']:.2f}" for m in METHODS),
+        ]
+        for e in table
+    ]
+    print_table(
+        "Cross-modality label accuracy / fraction associated (RGB -> IR clusters)",
+        ["noise", "gap", "IR clusters", *METHODS],
+        rows,
+    )
     out = args.out or RESULTS_DIR / "association_quality.json"
-    write_json("association_quality", {"args": vars(args) | {"out": str(out)}, "table": table},
-               out)
+    write_json("association_quality", {"args": vars(args) | {"out": str(out)}, "table": table}, out)
     png = plot(table, out.with_suffix(".png"))
     print(f"\nwrote {out}" + (f" and {png}" if png else ""))
     return table

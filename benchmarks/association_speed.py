@@ -29,7 +29,7 @@ import gc
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -37,15 +37,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _measure import (StagePeaks, environment, fmt, measure, print_table,  # noqa: E402
-                      write_json)
+from _measure import StagePeaks, environment, fmt, measure, print_table, write_json
 
-from sdcl_toolkit import PseudoLabeler, dbscan_pseudo_labels  # noqa: E402
-from sdcl_toolkit._timing import set_stage_observer  # noqa: E402
-from sdcl_toolkit.data.clustered_features import (make_clustered_features,  # noqa: E402
-                                                  make_two_modality_features)
-from sdcl_toolkit.knn_search import knn_tensors  # noqa: E402
-from sdcl_toolkit.reranking import JACCARD_STAGES, jaccard_distance_tensors  # noqa: E402
+from sdcl_toolkit import PseudoLabeler, dbscan_pseudo_labels
+from sdcl_toolkit._timing import set_stage_observer
+from sdcl_toolkit.data.clustered_features import make_clustered_features, make_two_modality_features
+from sdcl_toolkit.knn_search import knn_tensors
+from sdcl_toolkit.reranking import JACCARD_STAGES, jaccard_distance_tensors
 
 SYSU_RGB, SYSU_IR, SYSU_IDS = 22258, 11909, 395
 STAGES = (*JACCARD_STAGES, "dbscan")
@@ -54,14 +52,14 @@ STAGES = (*JACCARD_STAGES, "dbscan")
 # ----------------------------------------------------------------------------- dense baseline
 
 
-def dense_baseline(x: torch.Tensor, k1: int, k2: int, eps: float) -> Dict[str, Dict[str, Any]]:
+def dense_baseline(x: torch.Tensor, k1: int, k2: int, eps: float) -> dict[str, dict[str, Any]]:
     """The official algorithm's data layout: dense N x N float32 arrays, a loop per row.
 
     Written here for comparison only (SPEC section 4); uses the same exact kNN search.
     """
     from sklearn.cluster import DBSCAN
 
-    out: Dict[str, Dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
     device = torch.device("cpu")
     n = x.shape[0]
     x = x.cpu()
@@ -70,8 +68,8 @@ def dense_baseline(x: torch.Tensor, k1: int, k2: int, eps: float) -> Dict[str, D
         rank = rank_t.numpy()
 
     def reciprocal(i: int, k: int) -> np.ndarray:
-        forward = rank[i, :k + 1]
-        backward = rank[forward, :k + 1]
+        forward = rank[i, : k + 1]
+        backward = rank[forward, : k + 1]
         return forward[np.where(backward == i)[0]]
 
     half = int(round(k1 / 2))
@@ -91,7 +89,7 @@ def dense_baseline(x: torch.Tensor, k1: int, k2: int, eps: float) -> Dict[str, D
         v = np.zeros((n, n), dtype=np.float32)
         for i in range(n):
             e = expanded[i]
-            dist = 2 - 2 * (x[i:i + 1] @ x[e].T)
+            dist = 2 - 2 * (x[i : i + 1] @ x[e].T)
             v[i, e] = torch.softmax(-dist, dim=1).view(-1).numpy()
     with measure(device, out, "query_expansion"):
         if k2 != 1:
@@ -106,9 +104,9 @@ def dense_baseline(x: torch.Tensor, k1: int, k2: int, eps: float) -> Dict[str, D
         for i in range(n):
             acc = np.zeros(n, dtype=np.float32)
             support = np.where(v[i] != 0)[0]
-            for l in support:
-                rows = inverted[l]
-                acc[rows] += np.minimum(v[i, l], v[rows, l])
+            for col in support:
+                rows = inverted[col]
+                acc[rows] += np.minimum(v[i, col], v[rows, col])
             jaccard[i] = 1 - acc / (2 - acc)
         jaccard[jaccard < 0] = 0
         del v, inverted
@@ -126,22 +124,23 @@ def dense_fits(n: int, limit_gb: float) -> bool:
 # ----------------------------------------------------------------------------- toolkit runs
 
 
-def toolkit_run(x: torch.Tensor, k1: int, k2: int, eps: float, candidates: str) -> Dict[str, Any]:
+def toolkit_run(x: torch.Tensor, k1: int, k2: int, eps: float, candidates: str) -> dict[str, Any]:
     device = x.device
     peaks = StagePeaks(device)
     previous = set_stage_observer(peaks)
-    timings: Dict[str, float] = {}
-    whole: Dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    whole: dict[str, Any] = {}
     try:
         with measure(device, whole, "total"):
-            distance = jaccard_distance_tensors(x, k1, k2, candidates=candidates,
-                                                timings=timings)
+            distance = jaccard_distance_tensors(x, k1, k2, candidates=candidates, timings=timings)
             with measure(device, whole, "dbscan"):
                 labels = dbscan_pseudo_labels(distance.to_scipy(), eps, 4)
     finally:
         set_stage_observer(previous)
-    stages = {name: {"seconds": timings.get(name, 0.0), "peak_mb": peaks.peak_mb.get(name)}
-              for name in JACCARD_STAGES}
+    stages = {
+        name: {"seconds": timings.get(name, 0.0), "peak_mb": peaks.peak_mb.get(name)}
+        for name in JACCARD_STAGES
+    }
     stages["dbscan"] = whole["dbscan"]
     # each stage observer resets the process peak, so the run's peak is the largest of them
     peaks = [whole["total"]["peak_mb"], *(s["peak_mb"] for s in stages.values())]
@@ -155,8 +154,8 @@ def toolkit_run(x: torch.Tensor, k1: int, k2: int, eps: float, candidates: str) 
     }
 
 
-def floor_run(x: torch.Tensor, k: int) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def floor_run(x: torch.Tensor, k: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     with measure(x.device, out, "knn"):
         knn_tensors(x, x, k, candidates="float32")
     return out["knn"]
@@ -170,9 +169,9 @@ def clustered(n: int, dim: int, seed: int, device: torch.device) -> torch.Tensor
 # ----------------------------------------------------------------------------- parts
 
 
-def part_sysu(args, device) -> Dict[str, Any]:
+def part_sysu(args, device) -> dict[str, Any]:
     sizes = {"rgb": args.sysu_rgb, "ir": args.sysu_ir}
-    results: Dict[str, Any] = {"sizes": sizes, "k1": 30, "k2": 6, "eps": 0.6, "dim": 1536}
+    results: dict[str, Any] = {"sizes": sizes, "k1": 30, "k2": 6, "eps": 0.6, "dim": 1536}
     for modality, n in sizes.items():
         x = clustered(n, 1536, seed=1 if modality == "rgb" else 2, device=device)
         print(f"  [{modality}] N={n}: toolkit ...", flush=True)
@@ -205,14 +204,21 @@ def part_sysu(args, device) -> Dict[str, Any]:
     floor = sum(results[f"floor_{m}"]["seconds"] for m in sizes)
     floor_peak = max(results[f"floor_{m}"]["peak_mb"] or 0 for m in sizes)
     wall = sum(results[f"toolkit_{m}"]["seconds"] for m in sizes)
-    rows.append(["total (sum of stages)", fmt(totals["toolkit"]), fmt(peaks["toolkit"], 0)]
-                + ([fmt(totals["dense"]), fmt(peaks["dense"], 0)] if have_dense else []))
-    rows.append(["kNN floor (float32 exact)", fmt(floor), fmt(floor_peak, 0)]
-                + (["", ""] if have_dense else []))
+    rows.append(
+        ["total (sum of stages)", fmt(totals["toolkit"]), fmt(peaks["toolkit"], 0)]
+        + ([fmt(totals["dense"]), fmt(peaks["dense"], 0)] if have_dense else [])
+    )
+    rows.append(
+        ["kNN floor (float32 exact)", fmt(floor), fmt(floor_peak, 0)]
+        + (["", ""] if have_dense else [])
+    )
     header = ["stage", "toolkit s", "peak MB"] + (["dense s", "peak MB"] if have_dense else [])
     print_table(
         f"Jaccard + DBSCAN, SYSU-MM01 size (RGB {sizes['rgb']} + IR {sizes['ir']}, 1536-d, "
-        f"k1=30, k2=6, eps=0.6) on {device}, candidates={args.candidates}", header, rows)
+        f"k1=30, k2=6, eps=0.6) on {device}, candidates={args.candidates}",
+        header,
+        rows,
+    )
     summary = {
         "toolkit_seconds": wall,
         "floor_seconds": floor,
@@ -223,18 +229,26 @@ def part_sysu(args, device) -> Dict[str, Any]:
         summary["dense_seconds"] = totals["dense"]
         summary["dense_over_toolkit"] = totals["dense"] / wall
         summary["dense_peak_mb"] = peaks["dense"]
-    print("  toolkit / kNN floor = {:.2f}   toolkit peak = {:.0f} MB{}".format(
-        summary["toolkit_over_floor"], summary["toolkit_peak_mb"],
-        f"   dense baseline / toolkit = {summary['dense_over_toolkit']:.1f}" if have_dense else ""))
+    print(
+        "  toolkit / kNN floor = {:.2f}   toolkit peak = {:.0f} MB{}".format(
+            summary["toolkit_over_floor"],
+            summary["toolkit_peak_mb"],
+            f"   dense baseline / toolkit = {summary['dense_over_toolkit']:.1f}"
+            if have_dense
+            else "",
+        )
+    )
     for m in sizes:
         r = results[f"toolkit_{m}"]
-        print(f"  {m}: {r['clusters']} clusters, {r['outliers']} outliers, "
-              f"{r['nnz_per_row']:.0f} stored distances per row")
+        print(
+            f"  {m}: {r['clusters']} clusters, {r['outliers']} outliers, "
+            f"{r['nnz_per_row']:.0f} stored distances per row"
+        )
     results["summary"] = summary
     return results
 
 
-def part_sweep(args, device) -> List[Dict[str, Any]]:
+def part_sweep(args, device) -> list[dict[str, Any]]:
     rows, out = [], []
     for n in args.sizes:
         x = clustered(n, 1536, seed=n, device=device)
@@ -242,49 +256,71 @@ def part_sweep(args, device) -> List[Dict[str, Any]]:
         tk = toolkit_run(x, 30, 6, 0.6, args.candidates)
         print(f"  sweep N={n}: kNN floor ...", flush=True)
         fl = floor_run(x, 30)
-        entry: Dict[str, Any] = {"n": n, "toolkit": tk, "floor": fl}
+        entry: dict[str, Any] = {"n": n, "toolkit": tk, "floor": fl}
         dense_cell = ["-", "-", "-"]
-        if args.dense and args.sweep_dense and device.type == "cpu" and \
-                dense_fits(n, args.dense_max_gb):
+        if (
+            args.dense
+            and args.sweep_dense
+            and device.type == "cpu"
+            and dense_fits(n, args.dense_max_gb)
+        ):
             print(f"  sweep N={n}: dense baseline ...", flush=True)
             dense = dense_baseline(x, 30, 6, 0.6)
             entry["dense"] = dense
             d_total = sum(s["seconds"] for s in dense.values())
             d_peak = max(s["peak_mb"] or 0 for s in dense.values())
             dense_cell = [fmt(d_total), fmt(d_peak, 0), fmt(d_total / tk["seconds"], 1)]
-        rows.append([n, fmt(tk["seconds"]), fmt(tk["peak_mb"], 0), fmt(fl["seconds"]),
-                     fmt(tk["seconds"] / fl["seconds"]), *dense_cell])
+        rows.append(
+            [
+                n,
+                fmt(tk["seconds"]),
+                fmt(tk["peak_mb"], 0),
+                fmt(fl["seconds"]),
+                fmt(tk["seconds"] / fl["seconds"]),
+                *dense_cell,
+            ]
+        )
         out.append(entry)
         del x
         gc.collect()
-    print_table(f"Size sweep (1536-d, k1=30, k2=6) on {device}",
-                ["N", "toolkit s", "peak MB", "floor s", "toolkit/floor", "dense s",
-                 "dense MB", "dense/toolkit"], rows)
+    print_table(
+        f"Size sweep (1536-d, k1=30, k2=6) on {device}",
+        [
+            "N",
+            "toolkit s",
+            "peak MB",
+            "floor s",
+            "toolkit/floor",
+            "dense s",
+            "dense MB",
+            "dense/toolkit",
+        ],
+        rows,
+    )
     return out
 
 
-def part_pipeline(args, device) -> Dict[str, Any]:
+def part_pipeline(args, device) -> dict[str, Any]:
     ids = max(4, round(SYSU_IDS * args.sysu_rgb / SYSU_RGB))
     per_id_rgb = -(-args.sysu_rgb // ids)
     per_id_ir = -(-args.sysu_ir // ids)
-    f = make_two_modality_features(ids, per_id_rgb, per_id_ir, dim=768, seed=5,
-                                   num_cameras=4)
+    f = make_two_modality_features(ids, per_id_rgb, per_id_ir, dim=768, seed=5, num_cameras=4)
     g = torch.Generator().manual_seed(0)
-    pick_rgb = torch.randperm(f.deep_rgb.shape[0], generator=g)[:args.sysu_rgb].sort().values
-    pick_ir = torch.randperm(f.deep_ir.shape[0], generator=g)[:args.sysu_ir].sort().values
+    pick_rgb = torch.randperm(f.deep_rgb.shape[0], generator=g)[: args.sysu_rgb].sort().values
+    pick_ir = torch.randperm(f.deep_ir.shape[0], generator=g)[: args.sysu_ir].sort().values
     d_rgb, s_rgb = f.deep_rgb[pick_rgb].to(device), f.shallow_rgb[pick_rgb].to(device)
     d_ir, s_ir = f.deep_ir[pick_ir].to(device), f.shallow_ir[pick_ir].to(device)
     del f
 
     labeler = PseudoLabeler.for_dataset("sysu", candidates=args.candidates)
-    whole: Dict[str, Any] = {}
+    whole: dict[str, Any] = {}
     print("  stage-2 pipeline: toolkit ...", flush=True)
     with measure(device, whole, "pipeline"):
         result = labeler(d_rgb, s_rgb, d_ir, s_ir, stage=2)
 
     print("  stage-2 pipeline: kNN floor of its searches ...", flush=True)
     norm = torch.nn.functional.normalize
-    floors: Dict[str, Any] = {}
+    floors: dict[str, Any] = {}
     z_rgb = norm(torch.cat([d_rgb, s_rgb], 1), dim=1)
     z_ir = norm(torch.cat([d_ir, s_ir], 1), dim=1)
     with measure(device, floors, "jaccard_rgb_knn (k=15, 1536-d)"):
@@ -305,36 +341,66 @@ def part_pipeline(args, device) -> Dict[str, Any]:
     rows.append(["total (wall)", fmt(whole["pipeline"]["seconds"])])
     rows += [[f"floor: {name}", fmt(v["seconds"])] for name, v in floors.items()]
     rows.append(["floor total", fmt(floor)])
-    print_table(f"Stage-2 pseudo-labelling step, SYSU-MM01 size (RGB {args.sysu_rgb}, IR "
-                f"{args.sysu_ir}, 768-d deep + 768-d shallow) on {device}",
-                ["step", "seconds"], rows)
+    print_table(
+        f"Stage-2 pseudo-labelling step, SYSU-MM01 size (RGB {args.sysu_rgb}, IR "
+        f"{args.sysu_ir}, 768-d deep + 768-d shallow) on {device}",
+        ["step", "seconds"],
+        rows,
+    )
     ratio = whole["pipeline"]["seconds"] / floor
-    print(f"  pipeline / kNN floor = {ratio:.2f}   pipeline peak = "
-          f"{whole['pipeline']['peak_mb']:.0f} MB   {result.summary()}")
-    return {"steps": result.seconds, "wall": whole["pipeline"], "floors": floors,
-            "floor_seconds": floor, "pipeline_over_floor": ratio, "summary": result.summary()}
+    print(
+        f"  pipeline / kNN floor = {ratio:.2f}   pipeline peak = "
+        f"{whole['pipeline']['peak_mb']:.0f} MB   {result.summary()}"
+    )
+    return {
+        "steps": result.seconds,
+        "wall": whole["pipeline"],
+        "floors": floors,
+        "floor_seconds": floor,
+        "pipeline_over_floor": ratio,
+        "summary": result.summary(),
+    }
 
 
-def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--candidates", default="auto", choices=["auto", "float32", "bfloat16"],
-                        help="kNN candidate precision of the toolkit (exact either way)")
-    parser.add_argument("--sizes", default="2000,10000,34000,100000",
-                        help="comma-separated sweep sizes ('' to skip the sweep)")
+    parser.add_argument(
+        "--candidates",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="kNN candidate precision of the toolkit (exact either way)",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="2000,10000,34000,100000",
+        help="comma-separated sweep sizes ('' to skip the sweep)",
+    )
     parser.add_argument("--sysu-rgb", type=int, default=SYSU_RGB)
     parser.add_argument("--sysu-ir", type=int, default=SYSU_IR)
     parser.add_argument("--skip-sysu", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
-    parser.add_argument("--no-dense", dest="dense", action="store_false",
-                        help="skip the dense baseline")
-    parser.add_argument("--sweep-dense", action="store_true",
-                        help="also run the dense baseline in the sweep where it fits")
-    parser.add_argument("--dense-max-gb", type=float, default=12.0,
-                        help="run the dense baseline only where its 3 N x N arrays fit")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes for a smoke run (2,000 / 1,000; sweep 1,500)")
+    parser.add_argument(
+        "--no-dense", dest="dense", action="store_false", help="skip the dense baseline"
+    )
+    parser.add_argument(
+        "--sweep-dense",
+        action="store_true",
+        help="also run the dense baseline in the sweep where it fits",
+    )
+    parser.add_argument(
+        "--dense-max-gb",
+        type=float,
+        default=12.0,
+        help="run the dense baseline only where its 3 N x N arrays fit",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes for a smoke run (2,000 / 1,000; sweep 1,500)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = parser.parse_args(argv)
@@ -345,8 +411,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    payload: Dict[str, Any] = {"environment": environment(device), "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    payload: dict[str, Any] = {
+        "environment": environment(device),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
     start = time.perf_counter()
     if not args.skip_sysu:
         print("Part 1: Jaccard + DBSCAN at SYSU-MM01 size", flush=True)

@@ -8,8 +8,8 @@ backbone's cost does not depend on it.
 
 Examples::
 
-    python benchmarks/backbone_speed.py                                # CPU: tiny config, 32 RGB + 16 IR
-    python benchmarks/backbone_speed.py --device cuda                  # vit_base, 256 RGB + 128 IR
+    python benchmarks/backbone_speed.py                  # CPU: tiny config, 32 RGB + 16 IR
+    python benchmarks/backbone_speed.py --device cuda    # vit_base, 256 RGB + 128 IR
     python benchmarks/backbone_speed.py --device cuda --gradient-checkpointing
     python benchmarks/backbone_speed.py --config vit_base --rgb-batch 4 --ir-batch 2 --iters 2
 
@@ -25,28 +25,45 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Optional
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdcl_toolkit.models import ShallowDeepViT, get_config  # noqa: E402
+from sdcl_toolkit.models import ShallowDeepViT, get_config
 
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    parser.add_argument("--config", default=None, help="vit_base or tiny (default: vit_base on CUDA, tiny on CPU)")
-    parser.add_argument("--rgb-batch", type=int, default=None, help="RGB images per step (default 256 CUDA / 32 CPU)")
-    parser.add_argument("--ir-batch", type=int, default=None, help="IR images per step (default 128 CUDA / 16 CPU)")
-    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma list of float32, bfloat16, float16")
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)"
+    )
+    parser.add_argument(
+        "--config", default=None, help="vit_base or tiny (default: vit_base on CUDA, tiny on CPU)"
+    )
+    parser.add_argument(
+        "--rgb-batch",
+        type=int,
+        default=None,
+        help="RGB images per step (default 256 CUDA / 32 CPU)",
+    )
+    parser.add_argument(
+        "--ir-batch", type=int, default=None, help="IR images per step (default 128 CUDA / 16 CPU)"
+    )
+    parser.add_argument(
+        "--dtypes", default="float32,bfloat16", help="comma list of float32, bfloat16, float16"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per dtype")
     parser.add_argument("--iters", type=int, default=5, help="timed steps per dtype")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument(
         "--output", default=str(Path(__file__).resolve().parent / "results" / "backbone_speed.json")
     )
@@ -58,7 +75,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_step(model: ShallowDeepViT, rgb: torch.Tensor, ir: torch.Tensor, dtype: Optional[torch.dtype]) -> float:
+def train_step(
+    model: ShallowDeepViT, rgb: torch.Tensor, ir: torch.Tensor, dtype: Optional[torch.dtype]
+) -> float:
     enabled = dtype is not None
     with torch.autocast(rgb.device.type, dtype=dtype or torch.float32, enabled=enabled):
         out = model.forward_mixed(rgb, ir)
@@ -75,10 +94,10 @@ def measure(
     dtype_name: str,
     warmup: int,
     iters: int,
-) -> Dict[str, object]:
+) -> dict[str, object]:
     device = rgb.device
     dtype = DTYPES[dtype_name]
-    row: Dict[str, object] = {"dtype": dtype_name}
+    row: dict[str, object] = {"dtype": dtype_name}
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -108,12 +127,15 @@ def measure(
     return row
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     on_cuda = device.type == "cuda"
     config_name = args.config or ("vit_base" if on_cuda else "tiny")
     n_rgb = args.rgb_batch if args.rgb_batch is not None else (256 if on_cuda else 32)
@@ -127,14 +149,22 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     config = get_config(config_name)
     torch.manual_seed(0)
-    model = ShallowDeepViT(config, gradient_checkpointing=args.gradient_checkpointing).to(device).train()
+    model = (
+        ShallowDeepViT(config, gradient_checkpointing=args.gradient_checkpointing)
+        .to(device)
+        .train()
+    )
     gen = torch.Generator(device="cpu").manual_seed(0)
     rgb = torch.randn(n_rgb, 3, *config.img_size, generator=gen).to(device)
     ir = torch.randn(n_ir, 3, *config.img_size, generator=gen).to(device)
 
     rows = [measure(model, rgb, ir, name, args.warmup, args.iters) for name in dtype_names]
 
-    device_name = torch.cuda.get_device_name(device) if on_cuda else (platform.processor() or platform.machine())
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if on_cuda
+        else (platform.processor() or platform.machine())
+    )
     meta = {
         "config": config_name,
         "img_size": list(config.img_size),

@@ -34,7 +34,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +73,7 @@ def naive_update(
         bank[y] /= bank[y].norm()
 
 
-def naive_updates(setup: dict, parts: Dict[str, float], sync: Callable[[], None]) -> None:
+def naive_updates(setup: dict, parts: dict[str, float], sync: Callable[[], None]) -> None:
     banks, clusters, batch = setup["banks"], setup["clusters"], setup["batch"]
     with torch.no_grad():
         for modality in MODALITIES:
@@ -96,7 +96,7 @@ def naive_updates(setup: dict, parts: Dict[str, float], sync: Callable[[], None]
             parts[f"cluster {modality} (deep+shallow)"] = end - middle
 
 
-def toolkit_updates(setup: dict, parts: Dict[str, float], sync: Callable[[], None]) -> None:
+def toolkit_updates(setup: dict, parts: dict[str, float], sync: Callable[[], None]) -> None:
     banks, clusters, batch = setup["banks"], setup["clusters"], setup["batch"]
     sdc = setup["sdc"]
     for modality in MODALITIES:
@@ -174,15 +174,20 @@ def loss_step(setup: dict) -> float:
         cnl(f["rgb"], f["rgb_s"], batch["rgb_index"], banks["rgb"], banks["rgb_s"]),
     ]
     heterogeneous = cnl(
-        f["rgb"], f["rgb_s"], batch["rgb_index"],
-        banks["rgb"], banks["rgb_s"], banks["ir"], banks["ir_s"],
+        f["rgb"],
+        f["rgb_s"],
+        batch["rgb_index"],
+        banks["rgb"],
+        banks["rgb_s"],
+        banks["ir"],
+        banks["ir_s"],
     )
     loss = setup["weights"].combine(contrast, homogeneous, heterogeneous, "rgb_to_ir")
     loss.backward()
     return float(loss.detach())
 
 
-def memory_tensors(setup: dict) -> List[torch.Tensor]:
+def memory_tensors(setup: dict) -> list[torch.Tensor]:
     banks = [m.bank for m in setup["banks"].values()]
     return banks + [m.centroids for m in setup["clusters"].values()]
 
@@ -201,7 +206,7 @@ def training_steps(setup: dict, update, device: torch.device, repeats: int):
         loss_step(setup)
         sync()
         middle = time.perf_counter()
-        step_parts: Dict[str, float] = {}
+        step_parts: dict[str, float] = {}
         update(setup, step_parts, sync)
         sync()
         end = time.perf_counter()
@@ -238,7 +243,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     setup = make_setup(args, device)
-    no_sync = lambda: None  # noqa: E731
+
+    def no_sync() -> None:
+        return None
 
     # correctness first: both update paths agree
     initial = [t.clone() for t in memory_tensors(setup)]

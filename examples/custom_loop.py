@@ -18,8 +18,13 @@ import torch
 from torch import nn
 
 from sdcl_toolkit import PseudoLabeler, SDCLObjective, SDCLRecipe
-from sdcl_toolkit.data import (SYSUMM01, join_sdcl_batches, make_sdcl_train_loaders,
-                               test_transform, write_synthetic_sysu)
+from sdcl_toolkit.data import (
+    SYSUMM01,
+    join_sdcl_batches,
+    make_sdcl_train_loaders,
+    test_transform,
+    write_synthetic_sysu,
+)
 from sdcl_toolkit.engine import extract_features
 
 
@@ -31,8 +36,11 @@ class TwoBranchCNN(nn.Module):
         super().__init__()
 
         def stage(c_in, c_out):
-            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                                 nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            )
 
         self.early = nn.Sequential(stage(3, 32), stage(32, dim))
         self.late = nn.Sequential(stage(dim, 96), stage(96, dim))
@@ -47,8 +55,9 @@ class TwoBranchCNN(nn.Module):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", help="SYSU-MM01 root (default: a generated miniature)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--iters", type=int, default=4, help="steps per epoch")
@@ -57,38 +66,58 @@ def main(argv=None):
     torch.manual_seed(0)
     device = torch.device(args.device)
 
+    tiny = dict(identities=16, images_per_camera=3, nuisance=0.1, seed=3, test_fraction=0.25)
     root = args.data_dir or write_synthetic_sysu(
-        tempfile.mkdtemp() + "/SYSU-MM01", identities=16, images_per_camera=3, nuisance=0.1,
-        seed=3, val_fraction=0.0, test_fraction=0.25)
+        tempfile.mkdtemp() + "/SYSU-MM01", val_fraction=0.0, **tiny
+    )
     dataset = SYSUMM01(root)
     records = {m: dataset.train(m) for m in ("rgb", "ir")}
     # the official recipe, shortened for a few CPU seconds (small data: smaller k1, batches)
-    recipe = SDCLRecipe.sysu().replace(
-        epochs=args.epochs, cmlabel=1, heterogeneous_start=1, iters_stage1=args.iters,
-        iters_stage2=args.iters, batch_rgb=8, batch_ir=8, num_instances=2, k1=6, k2=2,
-        stage2_rgb_k1=5, cra_topk=5, cra_smooth_k=3, eps=0.7, aug_padding=2)
+    schedule = dict(epochs=args.epochs, cmlabel=1, heterogeneous_start=1, aug_padding=2)
+    steps = dict(iters_stage1=args.iters, iters_stage2=args.iters, batch_rgb=8, batch_ir=8)
+    clustering = dict(k1=6, k2=2, stage2_rgb_k1=5, cra_topk=5, cra_smooth_k=3, eps=0.7)
+    recipe = SDCLRecipe.sysu().replace(**schedule, **steps, **clustering, num_instances=2)
     height, width = 64, 32
 
     model = TwoBranchCNN().to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.sgd_momentum,
-                                weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.sgd_momentum,
+        weight_decay=recipe.weight_decay,
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, recipe.gamma)
     labeler = PseudoLabeler.from_recipe(recipe)
+
+    def branches(images, _modality):  # the backbone returns (deep, shallow) itself
+        return model(images)
+
     history = []
     for epoch in range(recipe.epochs):
         # 1. features of every training image (eval mode, flip-averaged), 2. pseudo-labels
-        features = {m: extract_features(model, records[m], m, test_transform(height, width),
-                                        device=device, forward=lambda x, _m: model(x))
-                    for m in ("rgb", "ir")}
+        test_tf = test_transform(height, width)
+        features = {
+            m: extract_features(model, records[m], m, test_tf, device=device, forward=branches)
+            for m in ("rgb", "ir")
+        }
         labels = labeler(*features["rgb"], *features["ir"], stage=recipe.stage(epoch))
         # 3. the epoch's memories, losses and schedule
-        objective = SDCLObjective.from_pseudo_labels(labels, features, recipe, epoch=epoch,
-                                                     device=device)
+        objective = SDCLObjective.from_pseudo_labels(
+            labels, features, recipe, epoch=epoch, device=device
+        )
         loaders = make_sdcl_train_loaders(
-            records, labels.training_labels(), batch_rgb=recipe.batch_rgb,
-            batch_ir=recipe.batch_ir, num_instances=recipe.num_instances,
-            num_iterations=recipe.iterations(epoch), height=height, width=width,
-            augmentation=recipe.augmentation(), epoch=epoch, num_workers=0)
+            records,
+            labels.training_labels(),
+            batch_rgb=recipe.batch_rgb,
+            batch_ir=recipe.batch_ir,
+            num_instances=recipe.num_instances,
+            num_iterations=recipe.iterations(epoch),
+            height=height,
+            width=width,
+            augmentation=recipe.augmentation(),
+            epoch=epoch,
+            num_workers=0,
+        )
         # 4. the steps: forward RGB (two views) and IR together, loss, step, memory update
         model.train()
         for batch_rgb, batch_ir in zip(loaders["rgb"], loaders["ir"]):
@@ -102,10 +131,15 @@ def main(argv=None):
         scheduler.step()
         record = {"epoch": epoch, **out.as_floats(), **labels.summary()}
         history.append(record)
-        print(f"epoch {epoch} (stage {objective.stage}): loss {record['loss']:.3f}, "
-              f"clusters RGB {record['rgb_clusters']} IR {record['ir_clusters']}"
-              + (f", associated {100 * labels.associated_fraction:.0f}%"
-                 if labels.cra is not None else ""))
+        print(
+            f"epoch {epoch} (stage {objective.stage}): loss {record['loss']:.3f}, "
+            f"clusters RGB {record['rgb_clusters']} IR {record['ir_clusters']}"
+            + (
+                f", associated {100 * labels.associated_fraction:.0f}%"
+                if labels.cra is not None
+                else ""
+            )
+        )
     return history
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """SDCL on RegDB (official recipe: one model per trial).
 
-    python examples/train_regdb.py --data-dir /data/RegDB --pretrained vit_base_ics_cfs_lup.pth --regdb-trial 1
+    python examples/train_regdb.py --data-dir /data/RegDB \
+        --pretrained vit_base_ics_cfs_lup.pth --regdb-trial 1
     for t in $(seq 1 10); do python examples/train_regdb.py --data-dir ... --regdb-trial $t \
         --output-dir outputs/regdb_trial$t; done
 

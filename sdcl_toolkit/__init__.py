@@ -11,39 +11,72 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .knn_search import knn  # noqa: E402
-from .association import CRA, CollaborativeRankingAssociation, CRAResult  # noqa: E402
-from .clustering import cluster_centroids, dbscan_pseudo_labels  # noqa: E402
-from .losses import (CNL, CollaborativeNeighborLearning, Direction, NeighborLoss,  # noqa: E402
-                     SDCLLossWeights, ShallowDeepContrast, ShallowDeepLoss,
-                     heterogeneous_direction)
-from .memory import ClusterMemory, InstanceMemory  # noqa: E402
-from .metrics import RankResult, evaluate_rank, mean_rank_results, query_gallery_distance  # noqa: E402
-from .models import ShallowDeepViT, ViT, build_shallow_deep_vit, load_pretrained  # noqa: E402
-from .modality import IR, MODALITIES, RGB, parse_modality  # noqa: E402
-from .objective import SDCLLoss, SDCLMemories, SDCLObjective  # noqa: E402
-from .pipeline import PseudoLabeler, PseudoLabels  # noqa: E402
-from .recipe import SDCLRecipe  # noqa: E402
-from .reranking import (jaccard_distance, k_reciprocal_rerank,  # noqa: E402
-                        k_reciprocal_rerank_features)
+from .association import CRA, CollaborativeRankingAssociation, CRAResult
+from .clustering import cluster_centroids, dbscan_pseudo_labels
+from .knn_search import knn
+from .losses import (
+    CNL,
+    CollaborativeNeighborLearning,
+    Direction,
+    NeighborLoss,
+    SDCLLossWeights,
+    ShallowDeepContrast,
+    ShallowDeepLoss,
+    heterogeneous_direction,
+)
+from .memory import ClusterMemory, InstanceMemory
+from .metrics import RankResult, evaluate_rank, mean_rank_results, query_gallery_distance
+from .modality import IR, MODALITIES, RGB, parse_modality
+from .models import ShallowDeepViT, ViT, build_shallow_deep_vit, load_pretrained
+from .objective import SDCLLoss, SDCLMemories, SDCLObjective
+from .pipeline import PseudoLabeler, PseudoLabels
+from .recipe import SDCLRecipe
+from .reranking import jaccard_distance, k_reciprocal_rerank, k_reciprocal_rerank_features
 
 __all__ = [
     "__version__",
     # association core
-    "knn", "jaccard_distance", "k_reciprocal_rerank", "k_reciprocal_rerank_features",
-    "dbscan_pseudo_labels", "cluster_centroids",
+    "knn",
+    "jaccard_distance",
+    "k_reciprocal_rerank",
+    "k_reciprocal_rerank_features",
+    "dbscan_pseudo_labels",
+    "cluster_centroids",
     # cross-modality association and the per-epoch pipeline
-    "CollaborativeRankingAssociation", "CRA", "CRAResult", "PseudoLabeler", "PseudoLabels",
+    "CollaborativeRankingAssociation",
+    "CRA",
+    "CRAResult",
+    "PseudoLabeler",
+    "PseudoLabels",
     # memories and losses
-    "ClusterMemory", "InstanceMemory", "ShallowDeepContrast", "CollaborativeNeighborLearning",
-    "CNL", "SDCLLossWeights", "heterogeneous_direction", "Direction", "NeighborLoss",
+    "ClusterMemory",
+    "InstanceMemory",
+    "ShallowDeepContrast",
+    "CollaborativeNeighborLearning",
+    "CNL",
+    "SDCLLossWeights",
+    "heterogeneous_direction",
+    "Direction",
+    "NeighborLoss",
     "ShallowDeepLoss",
     # evaluation
-    "evaluate_rank", "RankResult", "mean_rank_results", "query_gallery_distance",
+    "evaluate_rank",
+    "RankResult",
+    "mean_rank_results",
+    "query_gallery_distance",
     # the recipe and the training step
-    "SDCLRecipe", "SDCLObjective", "SDCLMemories", "SDCLLoss",
+    "SDCLRecipe",
+    "SDCLObjective",
+    "SDCLMemories",
+    "SDCLLoss",
     # modalities
-    "RGB", "IR", "MODALITIES", "parse_modality",
+    "RGB",
+    "IR",
+    "MODALITIES",
+    "parse_modality",
     # models
-    "ViT", "ShallowDeepViT", "build_shallow_deep_vit", "load_pretrained",
+    "ViT",
+    "ShallowDeepViT",
+    "build_shallow_deep_vit",
+    "load_pretrained",
 ]

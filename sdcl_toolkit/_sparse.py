@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ class Csr:
     crow: torch.Tensor
     col: torch.Tensor
     val: torch.Tensor
-    shape: Tuple[int, int]
+    shape: tuple[int, int]
 
     @property
     def nnz(self) -> int:
@@ -43,8 +42,9 @@ class Csr:
         return segment_ids(self.row_counts(), self.nnz)
 
     @classmethod
-    def from_sorted_coo(cls, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor,
-                        shape: Tuple[int, int]) -> "Csr":
+    def from_sorted_coo(
+        cls, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]
+    ) -> Csr:
         """Build from COO entries already sorted by (row, col) without duplicates."""
         counts = torch.bincount(rows, minlength=shape[0])
         crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
@@ -52,7 +52,7 @@ class Csr:
         return cls(crow, cols.to(torch.int64), vals, shape)
 
     @classmethod
-    def from_scipy(cls, matrix, device: torch.device) -> "Csr":
+    def from_scipy(cls, matrix, device: torch.device) -> Csr:
         matrix = matrix.tocsr()
         matrix.sort_indices()
         return cls(
@@ -73,18 +73,25 @@ class Csr:
     def to_torch(self) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(self.crow, self.col, self.val, self.shape,
-                                           device=self.device, check_invariants=False)
+            return torch.sparse_csr_tensor(
+                self.crow,
+                self.col,
+                self.val,
+                self.shape,
+                device=self.device,
+                check_invariants=False,
+            )
 
-    def transpose(self) -> "Csr":
+    def transpose(self) -> Csr:
         """The transpose, as CSR (i.e. this matrix in CSC order)."""
         if self.device.type == "cpu":
             return Csr.from_scipy(self.to_scipy().T.tocsr(), self.device)
         rows = self.row_ids()
         key = self.col * self.shape[0] + rows
         order = torch.argsort(key)
-        return Csr.from_sorted_coo(self.col[order], rows[order], self.val[order],
-                                   (self.shape[1], self.shape[0]))
+        return Csr.from_sorted_coo(
+            self.col[order], rows[order], self.val[order], (self.shape[1], self.shape[0])
+        )
 
 
 def segment_ids(counts: torch.Tensor, total: int) -> torch.Tensor:
@@ -107,7 +114,9 @@ def segment_ids(counts: torch.Tensor, total: int) -> torch.Tensor:
     return ids
 
 
-def expand_segments(starts: torch.Tensor, counts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def expand_segments(
+    starts: torch.Tensor, counts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Enumerate ``starts[s] + t`` for ``t < counts[s]`` of every segment ``s``.
 
     Returns ``(segment, position)``, both ``[counts.sum()]`` int64.

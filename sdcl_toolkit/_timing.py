@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -28,9 +29,10 @@ class StageTimer:
     CUDA work is synchronised at stage boundaries so the figures are real.
     """
 
-    def __init__(self, seconds: Optional[Dict[str, float]] = None,
-                 device: Optional[torch.device] = None) -> None:
-        self.seconds: Dict[str, float] = {} if seconds is None else seconds
+    def __init__(
+        self, seconds: Optional[dict[str, float]] = None, device: Optional[torch.device] = None
+    ) -> None:
+        self.seconds: dict[str, float] = {} if seconds is None else seconds
         self.device = device
 
     def _sync(self) -> None:

@@ -19,8 +19,9 @@ a dense cross-modality or self-similarity matrix.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Dict, Union
+from typing import Union
 
 import torch
 
@@ -48,7 +49,7 @@ class CRAResult:
     labels: ArrayLike
     ranking_labels: ArrayLike
     votes: ArrayLike
-    seconds: Dict[str, float]
+    seconds: dict[str, float]
 
 
 def _ranking_labels(deep_labels: torch.Tensor, shallow_labels: torch.Tensor):
@@ -89,9 +90,14 @@ class CollaborativeRankingAssociation:
     >>> rgb_in_ir = cra(deep_rgb, shallow_rgb, deep_ir, shallow_ir, ir_labels)  # doctest: +SKIP
     """
 
-    def __init__(self, topk: int = OFFICIAL_SYSU.cra_topk,
-                 smooth_k: int = OFFICIAL_SYSU.cra_smooth_k, *, backend: Backend = "auto",
-                 candidates: Candidates = "auto") -> None:
+    def __init__(
+        self,
+        topk: int = OFFICIAL_SYSU.cra_topk,
+        smooth_k: int = OFFICIAL_SYSU.cra_smooth_k,
+        *,
+        backend: Backend = "auto",
+        candidates: Candidates = "auto",
+    ) -> None:
         for name, value in (("topk", topk), ("smooth_k", smooth_k)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -133,8 +139,13 @@ class CollaborativeRankingAssociation:
         ``[N_src]`` int64 target-space labels (-1 = unassigned), numpy or torch like the
         inputs, on their device; or a :class:`CRAResult`.
         """
-        kind = array_kind(deep_src=deep_src, shallow_src=shallow_src, deep_tgt=deep_tgt,
-                          shallow_tgt=shallow_tgt, tgt_labels=tgt_labels)
+        kind = array_kind(
+            deep_src=deep_src,
+            shallow_src=shallow_src,
+            deep_tgt=deep_tgt,
+            shallow_tgt=shallow_tgt,
+            tgt_labels=tgt_labels,
+        )
         device = kind.device
         ds = as_features(deep_src, "deep_src").to(device)
         ss = as_features(shallow_src, "shallow_src").to(device)
@@ -143,55 +154,71 @@ class CollaborativeRankingAssociation:
         self._check_shapes(ds, ss, dt, st)
         y = as_labels(tgt_labels, "tgt_labels", length=dt.shape[0], device=device)
         if bool((y < -1).any()):
-            raise ValueError(f"tgt_labels must be >= -1 (-1 = unclustered), got "
-                             f"{sorted({int(v) for v in y[y < -1][:5]})}")
+            raise ValueError(
+                f"tgt_labels must be >= -1 (-1 = unclustered), got "
+                f"{sorted({int(v) for v in y[y < -1][:5]})}"
+            )
         if not bool((y >= 0).any()):
-            raise ValueError("all tgt_labels are -1: the target modality has no cluster, so "
-                             "there is nothing to associate")
+            raise ValueError(
+                "all tgt_labels are -1: the target modality has no cluster, so "
+                "there is nothing to associate"
+            )
         result = self._associate(ds, ss, dt, st, y)
         if not return_details:
             return kind.to_caller(result.labels)
-        return CRAResult(kind.to_caller(result.labels), kind.to_caller(result.ranking_labels),
-                         kind.to_caller(result.votes), result.seconds)
+        return CRAResult(
+            kind.to_caller(result.labels),
+            kind.to_caller(result.ranking_labels),
+            kind.to_caller(result.votes),
+            result.seconds,
+        )
 
     def _check_shapes(self, ds, ss, dt, st) -> None:
         if ds.shape[0] != ss.shape[0]:
-            raise ValueError(f"deep_src has {ds.shape[0]} samples but shallow_src has "
-                             f"{ss.shape[0]}; they must describe the same samples")
+            raise ValueError(
+                f"deep_src has {ds.shape[0]} samples but shallow_src has "
+                f"{ss.shape[0]}; they must describe the same samples"
+            )
         if dt.shape[0] != st.shape[0]:
-            raise ValueError(f"deep_tgt has {dt.shape[0]} samples but shallow_tgt has "
-                             f"{st.shape[0]}; they must describe the same samples")
+            raise ValueError(
+                f"deep_tgt has {dt.shape[0]} samples but shallow_tgt has "
+                f"{st.shape[0]}; they must describe the same samples"
+            )
         if ds.shape[1] != dt.shape[1]:
-            raise ValueError(f"deep_src has width {ds.shape[1]} but deep_tgt has width "
-                             f"{dt.shape[1]}; deep features of both modalities must match")
+            raise ValueError(
+                f"deep_src has width {ds.shape[1]} but deep_tgt has width "
+                f"{dt.shape[1]}; deep features of both modalities must match"
+            )
         if ss.shape[1] != st.shape[1]:
-            raise ValueError(f"shallow_src has width {ss.shape[1]} but shallow_tgt has width "
-                             f"{st.shape[1]}; shallow features of both modalities must match")
+            raise ValueError(
+                f"shallow_src has width {ss.shape[1]} but shallow_tgt has width "
+                f"{st.shape[1]}; shallow features of both modalities must match"
+            )
         if self.topk > dt.shape[0]:
             raise ValueError(f"topk={self.topk} is larger than the {dt.shape[0]} target samples")
         if self.smooth_k > ds.shape[0]:
-            raise ValueError(f"smooth_k={self.smooth_k} is larger than the {ds.shape[0]} "
-                             "source samples")
+            raise ValueError(
+                f"smooth_k={self.smooth_k} is larger than the {ds.shape[0]} source samples"
+            )
 
     def _associate(self, ds, ss, dt, st, y) -> CRAResult:
         """Tensor-level association on validated float32 tensors of one device."""
         timer = StageTimer(device=ds.device)
         normalize = torch.nn.functional.normalize
         ds, ss, dt, st = (normalize(t, dim=1) for t in (ds, ss, dt, st))
-        opts = dict(backend=self.backend, candidates=self.candidates)
+        search = functools.partial(knn_tensors, backend=self.backend, candidates=self.candidates)
         with timer.stage("search"):
-            _, deep_nn = knn_tensors(ds, dt, self.topk, **opts)
-            _, shallow_nn = knn_tensors(ss, st, self.topk, **opts)
+            _, deep_nn = search(ds, dt, self.topk)
+            _, shallow_nn = search(ss, st, self.topk)
         with timer.stage("ranking"):
             ranking, votes = _ranking_labels(y[deep_nn], y[shallow_nn])
         with timer.stage("smoothing"):
             # d.d' + s.s' is the inner product of the concatenated normalised features
             joint = torch.cat([ds, ss], dim=1)
-            _, self_nn = knn_tensors(joint, joint, self.smooth_k, **opts)
+            _, self_nn = search(joint, joint, self.smooth_k)
             labels = _smoothed_labels(ranking, self_nn)
         return CRAResult(labels, ranking, votes, dict(timer.seconds))
 
 
 CRA = CollaborativeRankingAssociation
 """Short alias of :class:`CollaborativeRankingAssociation`."""
-

@@ -21,7 +21,7 @@ Distances are assumed symmetric (Jaccard distances are).
 from __future__ import annotations
 
 import logging
-from typing import Optional, Tuple
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ __all__ = ["dbscan_pseudo_labels", "cluster_centroids", "relabel_consecutive"]
 logger = logging.getLogger(__name__)
 
 
-def _to_scipy_csr(distance) -> Tuple[object, bool, torch.device, bool]:
+def _to_scipy_csr(distance) -> tuple[Any, bool, torch.device, bool]:
     """Return (scipy CSR, caller_is_numpy, device, was_dense)."""
     import scipy.sparse as sp
 
@@ -47,8 +47,11 @@ def _to_scipy_csr(distance) -> Tuple[object, bool, torch.device, bool]:
         if distance.layout != torch.sparse_csr:
             distance = distance.to_sparse_csr()
         matrix = sp.csr_matrix(
-            (distance.values().detach().float().cpu().numpy(),
-             distance.col_indices().cpu().numpy(), distance.crow_indices().cpu().numpy()),
+            (
+                distance.values().detach().float().cpu().numpy(),
+                distance.col_indices().cpu().numpy(),
+                distance.crow_indices().cpu().numpy(),
+            ),
             shape=tuple(distance.shape),
         )
         return matrix, False, device, False
@@ -63,8 +66,11 @@ def _to_scipy_csr(distance) -> Tuple[object, bool, torch.device, bool]:
 def _dense_to_csr(distance, eps: float):
     import scipy.sparse as sp
 
-    d = distance.detach().float().cpu().numpy() if isinstance(distance, torch.Tensor) else \
-        np.asarray(distance, dtype=np.float32)
+    d = (
+        distance.detach().float().cpu().numpy()
+        if isinstance(distance, torch.Tensor)
+        else np.asarray(distance, dtype=np.float32)
+    )
     if d.ndim != 2:
         raise ValueError(f"distance must be 2-D, got shape {d.shape}")
     if not np.isfinite(d).all():
@@ -107,8 +113,11 @@ def dbscan_pseudo_labels(
         raise TypeError(f"eps must be a number, got {type(eps).__name__}")
     if not (0 < float(eps) <= 1):
         raise ValueError(f"eps must be in (0, 1], got {eps}")
-    if isinstance(min_samples, bool) or not isinstance(min_samples, (int, np.integer)) \
-            or min_samples < 1:
+    if (
+        isinstance(min_samples, bool)
+        or not isinstance(min_samples, (int, np.integer))
+        or min_samples < 1
+    ):
         raise ValueError(f"min_samples must be a positive int, got {min_samples!r}")
     eps = float(eps)
 
@@ -166,12 +175,17 @@ def dbscan_pseudo_labels(
         np.minimum.at(best, rows, cluster)
         reached = best != np.iinfo(np.int64).max
         labels[reached] = best[reached]
-    logger.debug("dbscan: N=%d eps=%.3f clusters=%d noise=%d", n, eps, num_components,
-                 int((labels == -1).sum()))
+    logger.debug(
+        "dbscan: N=%d eps=%.3f clusters=%d noise=%d",
+        n,
+        eps,
+        num_components,
+        int((labels == -1).sum()),
+    )
     return finish(labels)
 
 
-def relabel_consecutive(labels: np.ndarray) -> Tuple[np.ndarray, int]:
+def relabel_consecutive(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """Map the non-negative labels to ``0..C-1`` in order of first appearance of each value
     sorted ascending (i.e. ``sorted(set(labels) - {-1})``); ``-1`` stays ``-1``."""
     labels = np.asarray(labels)
@@ -216,12 +230,15 @@ def cluster_centroids(
     valid = y >= 0
     if num_clusters is None:
         if not bool(valid.any()):
-            raise ValueError("all labels are -1: every label is -1 (outlier), so there is no "
-                             "cluster to average")
+            raise ValueError(
+                "all labels are -1: every label is -1 (outlier), so there is no cluster to average"
+            )
         num_clusters = int(y.max()) + 1
     if bool((y >= num_clusters).any()):
-        raise ValueError(f"labels go up to {int(y.max())} but num_clusters is {num_clusters}; "
-                         f"labels must be < num_clusters={num_clusters}")
+        raise ValueError(
+            f"labels go up to {int(y.max())} but num_clusters is {num_clusters}; "
+            f"labels must be < num_clusters={num_clusters}"
+        )
     counts = torch.bincount(y[valid], minlength=num_clusters)
     empty = (counts == 0).nonzero().flatten()
     if empty.numel():
@@ -237,4 +254,3 @@ def cluster_centroids(
     if normalize:
         centroids = torch.nn.functional.normalize(centroids, dim=1)
     return kind.to_caller(centroids)
-

@@ -12,7 +12,7 @@ memory updates of :mod:`sdcl_toolkit.memory` (SPEC section 6), which run under
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -104,7 +104,7 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     if local.shape[0] < largest:
         padding = local.new_zeros((largest - local.shape[0], *local.shape[1:]))
         local = torch.cat([local, padding], dim=0)
-    blocks: List[torch.Tensor] = [torch.empty_like(local) for _ in range(world)]
+    blocks: list[torch.Tensor] = [torch.empty_like(local) for _ in range(world)]
     dist.all_gather(blocks, local)
     gathered = torch.cat([block[:count] for block, count in zip(blocks, counts)], dim=0)
     return gathered.to(original_dtype)

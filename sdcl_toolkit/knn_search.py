@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Literal, Optional, Tuple
+from typing import Literal, Optional
 
 import torch
 
@@ -56,7 +56,7 @@ _SCORE_BUDGET_BYTES = 256 * 2**20  # float32 scores held per chunk
 def faiss_available() -> bool:
     """Whether the optional ``faiss`` package can be imported."""
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401 - imported only to test that it is installed
     except ImportError:
         return False
     return True
@@ -87,7 +87,7 @@ def knn(
     exclude_self: bool = False,
     chunk_size: Optional[int] = None,
     candidates: Candidates = "float32",
-) -> Tuple[ArrayLike, ArrayLike]:
+) -> tuple[ArrayLike, ArrayLike]:
     """Exact top-``k`` keys of each query by inner product.
 
     Parameters
@@ -125,7 +125,12 @@ def knn(
         )
     q, kt = q.to(kind.device), kt.to(kind.device)
     scores, indices = knn_tensors(
-        q, kt, k, backend=backend, exclude_self=exclude_self, chunk_size=chunk_size,
+        q,
+        kt,
+        k,
+        backend=backend,
+        exclude_self=exclude_self,
+        chunk_size=chunk_size,
         candidates=candidates,
     )
     return kind.to_caller(scores), kind.to_caller(indices)
@@ -156,15 +161,13 @@ def knn_tensors(
     exclude_self: bool = False,
     chunk_size: Optional[int] = None,
     candidates: Candidates = "float32",
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tensor-level :func:`knn` for already validated float32 tensors on one device."""
     _check_k(k, keys.shape[0], queries.shape[0], exclude_self)
     if backend not in ("auto", "torch", "faiss"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'faiss', got {backend!r}")
     if candidates not in ("auto", "float32", "bfloat16"):
-        raise ValueError(
-            f"candidates must be 'auto', 'float32' or 'bfloat16', got {candidates!r}"
-        )
+        raise ValueError(f"candidates must be 'auto', 'float32' or 'bfloat16', got {candidates!r}")
     if backend == "faiss":
         return _knn_faiss(queries, keys, k, exclude_self)
     use_bf16 = candidates == "bfloat16" or (
@@ -323,8 +326,13 @@ def _rescore(q: torch.Tensor, keys: torch.Tensor, cand: torch.Tensor) -> torch.T
         crow = torch.arange(0, b * w + 1, w, device=q.device)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            mask = torch.sparse_csr_tensor(crow, cand.reshape(-1), torch.zeros(b * w, device=q.device),
-                                           (b, keys.shape[0]), check_invariants=False)
+            mask = torch.sparse_csr_tensor(
+                crow,
+                cand.reshape(-1),
+                torch.zeros(b * w, device=q.device),
+                (b, keys.shape[0]),
+                check_invariants=False,
+            )
             return torch.sparse.sampled_addmm(mask, q, keys.T, beta=0.0).values().reshape(b, w)
     except (RuntimeError, NotImplementedError):  # builds/devices without SDDMM
         out = torch.empty(b, w, dtype=q.dtype, device=q.device)
@@ -359,12 +367,12 @@ def _knn_faiss(queries, keys, k, exclude_self):
                 "CUDA tensors with backend='faiss' need a GPU build of faiss "
                 "(pip install 'sdcl-toolkit[faiss-gpu]'); use backend='torch' instead"
             )
-        import faiss.contrib.torch_utils  # noqa: F401  (torch tensors in faiss calls)
+        import faiss.contrib.torch_utils
 
         resources = faiss.StandardGpuResources()
         config = faiss.GpuIndexFlatConfig()
         config.device = queries.device.index or 0
-        index = faiss.GpuIndexFlatIP(resources, d, config)
+        index: faiss.Index = faiss.GpuIndexFlatIP(resources, d, config)
         index.add(keys)
         values, indices = index.search(queries, search_k)
     else:
@@ -378,7 +386,9 @@ def _knn_faiss(queries, keys, k, exclude_self):
         rows = torch.arange(queries.shape[0], device=indices.device)[:, None]
         is_self = indices == rows
         # drop self where found, else the last column
-        drop = torch.where(is_self.any(1), is_self.float().argmax(1), torch.full_like(rows[:, 0], k))
+        drop = torch.where(
+            is_self.any(1), is_self.float().argmax(1), torch.full_like(rows[:, 0], k)
+        )
         keep = torch.ones_like(indices, dtype=torch.bool)
         keep[rows[:, 0], drop] = False
         values = values[keep].reshape(-1, k)

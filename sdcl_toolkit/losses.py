@@ -29,16 +29,16 @@ tensors for the gradient, and autograd raises if they were modified in place.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import NamedTuple, Optional, Union, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._arrays import ArrayLike
-from .recipe import OFFICIAL_SYSU, SDCLRecipe
 from .memory import (
     ClusterMemory,
     InstanceMemory,
@@ -47,6 +47,7 @@ from .memory import (
     float32_context,
     follow_device,
 )
+from .recipe import OFFICIAL_SYSU, SDCLRecipe
 
 __all__ = [
     "ShallowDeepContrast",
@@ -221,8 +222,9 @@ class CollaborativeNeighborLearning(nn.Module):
         Softmax temperature (0.05 in the official code).
     """
 
-    def __init__(self, threshold: float = OFFICIAL_SYSU.cnl_threshold,
-                 temp: float = OFFICIAL_SYSU.cnl_temp) -> None:
+    def __init__(
+        self, threshold: float = OFFICIAL_SYSU.cnl_threshold, temp: float = OFFICIAL_SYSU.cnl_temp
+    ) -> None:
         super().__init__()
         self.threshold = float(threshold)
         self.temp = float(temp)
@@ -237,7 +239,7 @@ class CollaborativeNeighborLearning(nn.Module):
         query_shallow: InstanceMemory,
         target_deep: Optional[InstanceMemory] = None,
         target_shallow: Optional[InstanceMemory] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the ``[B, N_target]`` bool mask ``M`` and ``[B]`` int64 ``n = M.sum(1) + 1``."""
         target_deep, target_shallow = self._targets(
             query_deep, query_shallow, target_deep, target_shallow
@@ -299,12 +301,12 @@ class CollaborativeNeighborLearning(nn.Module):
         query_shallow: InstanceMemory,
         target_deep: Optional[InstanceMemory],
         target_shallow: Optional[InstanceMemory],
-    ) -> Tuple[InstanceMemory, InstanceMemory]:
+    ) -> tuple[InstanceMemory, InstanceMemory]:
         if (target_deep is None) != (target_shallow is None):
             raise ValueError(
                 "give both target_deep and target_shallow (heterogeneous) or neither (homogeneous)"
             )
-        if target_deep is None:
+        if target_deep is None or target_shallow is None:  # both None (checked above)
             target_deep, target_shallow = query_deep, query_shallow
         named = {
             "query_deep": query_deep,
@@ -333,7 +335,7 @@ class CollaborativeNeighborLearning(nn.Module):
                     f"query_{depth} has width {query.num_features} but target_{depth} has "
                     f"width {target.num_features}"
                 )
-        return target_deep, target_shallow  # type: ignore[return-value]
+        return target_deep, target_shallow
 
     def _mask(
         self,
@@ -342,7 +344,7 @@ class CollaborativeNeighborLearning(nn.Module):
         query_shallow: InstanceMemory,
         target_deep: InstanceMemory,
         target_shallow: InstanceMemory,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad(), float32_context(idx.device):
             mask = self._relative_neighbors(query_deep.bank[idx], target_deep.bank)
             mask &= self._relative_neighbors(query_shallow.bank[idx], target_shallow.bank)
@@ -447,20 +449,25 @@ class SDCLLossWeights:
     ir_to_rgb_shallow: float = OFFICIAL_SYSU.ir_to_rgb_shallow
 
     @classmethod
-    def official(cls, stage: int = 1, recipe: Optional[SDCLRecipe] = None) -> "SDCLLossWeights":
+    def official(cls, stage: int = 1, recipe: Optional[SDCLRecipe] = None) -> SDCLLossWeights:
         """Official weights of ``recipe`` (default: SYSU-MM01; RegDB has the same):
         ``stage=1`` before the CRA epoch, ``stage=2`` from it on."""
         if stage not in (1, 2) or isinstance(stage, bool):
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
         recipe = OFFICIAL_SYSU if recipe is None else recipe
         homogeneous, heterogeneous = recipe.group_weights(stage)
-        return cls(homogeneous=homogeneous, heterogeneous=heterogeneous,
-                   homogeneous_deep=recipe.homogeneous_deep,
-                   homogeneous_shallow=recipe.homogeneous_shallow,
-                   rgb_to_ir_deep=recipe.rgb_to_ir_deep, rgb_to_ir_shallow=recipe.rgb_to_ir_shallow,
-                   ir_to_rgb_deep=recipe.ir_to_rgb_deep, ir_to_rgb_shallow=recipe.ir_to_rgb_shallow)
+        return cls(
+            homogeneous=homogeneous,
+            heterogeneous=heterogeneous,
+            homogeneous_deep=recipe.homogeneous_deep,
+            homogeneous_shallow=recipe.homogeneous_shallow,
+            rgb_to_ir_deep=recipe.rgb_to_ir_deep,
+            rgb_to_ir_shallow=recipe.rgb_to_ir_shallow,
+            ir_to_rgb_deep=recipe.ir_to_rgb_deep,
+            ir_to_rgb_shallow=recipe.ir_to_rgb_shallow,
+        )
 
-    def heterogeneous_weights(self, direction: Union[Direction, str]) -> Tuple[float, float]:
+    def heterogeneous_weights(self, direction: Union[Direction, str]) -> tuple[float, float]:
         """``(deep, shallow)`` weights of the heterogeneous loss in ``direction``."""
         direction = Direction(direction)
         if direction is Direction.RGB_TO_IR:
@@ -489,7 +496,7 @@ class SDCLLossWeights:
         """
         if len(contrast) == 0:
             raise ValueError("combine needs at least one ShallowDeepLoss in contrast")
-        total = self.contrast * sum(part.total for part in contrast)
+        total = self.contrast * cast(torch.Tensor, sum(part.total for part in contrast))
         for loss in homogeneous:
             total = total + self.homogeneous * loss.weighted(
                 self.homogeneous_deep, self.homogeneous_shallow

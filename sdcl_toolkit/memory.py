@@ -24,7 +24,8 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-from typing import ContextManager, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ _NORM_EPS = 1e-12
 # --------------------------------------------------------------------------------------
 
 
-def float32_context(device: torch.device) -> ContextManager:
+def float32_context(device: torch.device) -> contextlib.AbstractContextManager:
     """Context that disables autocast on ``device`` so matmuls run in the tensors' dtype."""
     try:
         return torch.autocast(device_type=device.type, enabled=False)
@@ -73,8 +74,7 @@ def check_features(features: torch.Tensor, name: str, width: int, finite: bool =
         raise ValueError(f"{name} is an empty batch (0 rows); expected at least one sample")
     if features.shape[1] != width:
         raise ValueError(
-            f"{name} has feature width {features.shape[1]} but the memory holds "
-            f"{width}-d features"
+            f"{name} has feature width {features.shape[1]} but the memory holds {width}-d features"
         )
     if not finite:
         return
@@ -130,9 +130,7 @@ def check_indices(
         bad = (tensor < 0) | (tensor >= num_samples)
         offending = torch.unique(tensor[bad]).tolist()
         shown = offending[:10] + (["..."] if len(offending) > 10 else [])
-        raise ValueError(
-            f"indices must lie in [0, {num_samples}), got out-of-range values {shown}"
-        )
+        raise ValueError(f"indices must lie in [0, {num_samples}), got out-of-range values {shown}")
     if tensor.shape[0] != batch:
         raise ValueError(f"indices has length {tensor.shape[0]}, expected {batch} (one per sample)")
     return tensor
@@ -170,7 +168,7 @@ def _normalize_rows_(rows: torch.Tensor) -> torch.Tensor:
 
 def _occurrence_layout(
     rows: torch.Tensor,
-) -> Tuple[torch.Tensor, Optional[torch.Tensor], List[int]]:
+) -> tuple[torch.Tensor, Optional[torch.Tensor], list[int]]:
     """Arrange a batch by occurrence rank so sequential per-row updates can be vectorised.
 
     Parameters
@@ -304,7 +302,7 @@ def _guarded_steps(
     targets: torch.Tensor,
     values: Sequence[torch.Tensor],
     slots: Optional[torch.Tensor],
-    active: List[int],
+    active: list[int],
     momentum: float,
     normalize_values: bool,
 ) -> torch.Tensor:
@@ -356,14 +354,14 @@ def _check_many(memories, features, kind, size_attribute):
     return memories, features
 
 
-def _feature_names(count: int) -> List[str]:
+def _feature_names(count: int) -> list[str]:
     return ["features"] if count == 1 else [f"features[{m}]" for m in range(count)]
 
 
 def _fusable_groups(memories, values, momentum, fusable):
     """Split memory positions into groups updated together: same width and momentum, and
     ``fusable(memory)``; others form groups of one. Yields ``(positions, momentum)``."""
-    groups = {}
+    groups: dict[tuple[Any, Any], tuple[list[int], Any]] = {}
     for m, memory in enumerate(memories):
         mu = memory.momentum if momentum is None else _check_momentum(momentum)
         key = (values[m].shape[1], mu) if fusable(memory) else ("alone", m)
@@ -452,7 +450,7 @@ class ClusterMemory(nn.Module):
         temp: float = OFFICIAL_SYSU.temp,
         momentum: float = OFFICIAL_SYSU.memory_momentum,
         mode: str = OFFICIAL_SYSU.memory_mode,
-    ) -> "ClusterMemory":
+    ) -> ClusterMemory:
         """Build a memory whose centroids are the L2-normalised means of the raw features.
 
         Parameters
@@ -471,8 +469,9 @@ class ClusterMemory(nn.Module):
         """
         kind = array_kind(features=features, labels=labels)
         x = as_features(features, "features").to(kind.device)
-        means = cluster_centroids(x, as_labels(labels, "labels", device=x.device),
-                                  num_clusters, normalize=False)
+        means = cluster_centroids(
+            x, as_labels(labels, "labels", device=x.device), num_clusters, normalize=False
+        )
         return cls.from_centroids(means, temp=temp, momentum=momentum, mode=mode)
 
     @classmethod
@@ -483,7 +482,7 @@ class ClusterMemory(nn.Module):
         temp: float = OFFICIAL_SYSU.temp,
         momentum: float = OFFICIAL_SYSU.memory_momentum,
         mode: str = OFFICIAL_SYSU.memory_mode,
-    ) -> "ClusterMemory":
+    ) -> ClusterMemory:
         """Build a memory from ``[C, D]`` centroids, which are L2-normalised row-wise."""
         c = as_features(centroids, "centroids")
         memory = cls(c.shape[1], c.shape[0], temp=temp, momentum=momentum, mode=mode)
@@ -539,7 +538,7 @@ class ClusterMemory(nn.Module):
     @staticmethod
     @torch.no_grad()
     def update_many(
-        memories: Sequence["ClusterMemory"],
+        memories: Sequence[ClusterMemory],
         features: Sequence[torch.Tensor],
         labels: ArrayLike,
         momentum: Optional[float] = None,
@@ -568,9 +567,7 @@ class ClusterMemory(nn.Module):
             # NaN/inf: checked here for "hard" memories, on the result for "mean" ones
             check_features(batch, name, memory.num_features, finite=memory.mode == "hard")
             follow_device(memory, "centroids", device)
-        targets = check_class_labels(
-            labels, memories[0].num_clusters, features[0].shape[0], device
-        )
+        targets = check_class_labels(labels, memories[0].num_clusters, features[0].shape[0], device)
         targets = all_gather_cat(targets)
         gathered = [all_gather_cat(batch.detach().float()) for batch in features]
         # (no autocast-affected op below: index_select, add, addcdiv, norms, divisions)
@@ -652,8 +649,9 @@ class InstanceMemory(nn.Module):
 
     bank: torch.Tensor
 
-    def __init__(self, num_samples: int, num_features: int,
-                 momentum: float = OFFICIAL_SYSU.instance_momentum) -> None:
+    def __init__(
+        self, num_samples: int, num_features: int, momentum: float = OFFICIAL_SYSU.instance_momentum
+    ) -> None:
         super().__init__()
         self.num_samples = _check_count(num_samples, "num_samples")
         self.num_features = _check_count(num_features, "num_features")
@@ -661,8 +659,9 @@ class InstanceMemory(nn.Module):
         self.register_buffer("bank", torch.zeros(self.num_samples, self.num_features))
 
     @classmethod
-    def from_features(cls, features: ArrayLike, *,
-                      momentum: float = OFFICIAL_SYSU.instance_momentum) -> "InstanceMemory":
+    def from_features(
+        cls, features: ArrayLike, *, momentum: float = OFFICIAL_SYSU.instance_momentum
+    ) -> InstanceMemory:
         """Build a memory from ``[N, D]`` features (numpy or torch), L2-normalised row-wise."""
         x = as_features(features, "features")
         memory = cls(x.shape[0], x.shape[1], momentum=momentum)
@@ -696,7 +695,7 @@ class InstanceMemory(nn.Module):
     @staticmethod
     @torch.no_grad()
     def update_many(
-        memories: Sequence["InstanceMemory"],
+        memories: Sequence[InstanceMemory],
         features: Sequence[torch.Tensor],
         indices: ArrayLike,
         momentum: Optional[float] = None,

@@ -18,8 +18,9 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ class RankResult:
         The protocol used (``"sysu"``, ``"regdb"`` or ``"market"``).
     """
 
-    cmc: Tuple[float, ...]
+    cmc: tuple[float, ...]
     mAP: float
     mINP: float
     num_valid_queries: int
@@ -91,10 +92,10 @@ class RankResult:
         """Rank-1 accuracy."""
         return self.cmc[0]
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """Flat dictionary (JSON-friendly): ``rank1, rank5, rank10, rank20`` (those that
         exist), ``mAP``, ``mINP``, the full ``cmc`` list and the query counts."""
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         for k in (1, 5, 10, 20):
             if k <= len(self.cmc):
                 out[f"rank{k}"] = self.cmc[k - 1]
@@ -299,9 +300,11 @@ def evaluate_rank(
         is_match = sorted_pids == qp
 
         if protocol == "sysu":
+            assert query_cams is not None and gallery_cams is not None  # set for sysu/market
             from_cam3 = query_cams[start:stop, None] == _SYSU_IR_QUERY_CAMERA
             keep = ~(from_cam3 & (gallery_cams[order] == _SYSU_EXCLUDED_GALLERY_CAMERA))
         elif protocol == "market":
+            assert query_cams is not None and gallery_cams is not None
             keep = ~(is_match & (gallery_cams[order] == query_cams[start:stop, None]))
         else:
             keep = torch.ones_like(is_match)
@@ -330,6 +333,7 @@ def evaluate_rank(
         if protocol == "sysu":
             # Rank of the first true match in the ranking with repeated identities removed
             # = number of distinct identities whose first kept occurrence comes earlier.
+            assert gallery_pid_index is not None and num_pids is not None  # set for sysu
             sorted_pid_index = gallery_pid_index[order]
             first_occurrence = torch.full(
                 (stop - start, num_pids), num_g, dtype=torch.int64, device=device

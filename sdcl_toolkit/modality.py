@@ -6,20 +6,24 @@ their modality vocabulary from here.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 __all__ = ["RGB", "IR", "MODALITIES", "parse_modality"]
 
 RGB = "rgb"
 """Modality name of visible (colour) images."""
 IR = "ir"
 """Modality name of infrared (thermal) images."""
-MODALITIES: Tuple[str, str] = (RGB, IR)
+MODALITIES: tuple[str, str] = (RGB, IR)
 """Both modalities, RGB first (the order of the official joint batch)."""
 
-_ALIASES: Dict[str, str] = {
-    "rgb": RGB, "visible": RGB, "vis": RGB, "color": RGB, "colour": RGB,
-    "ir": IR, "infrared": IR, "thermal": IR,
+_ALIASES: dict[str, str] = {
+    "rgb": RGB,
+    "visible": RGB,
+    "vis": RGB,
+    "color": RGB,
+    "colour": RGB,
+    "ir": IR,
+    "infrared": IR,
+    "thermal": IR,
 }
 
 

@@ -37,8 +37,9 @@ overwritten; see docs/objective.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Optional
 
 import torch
 
@@ -50,20 +51,31 @@ from .recipe import OFFICIAL_SYSU, SDCLRecipe
 
 __all__ = ["SDCLObjective", "SDCLMemories", "SDCLLoss", "PART_NAMES", "OFFICIAL_PART_NAMES"]
 
-PART_NAMES: Tuple[str, ...] = (
-    "contrast_rgb_deep", "contrast_rgb_shallow", "contrast_ir_deep", "contrast_ir_shallow",
-    "homogeneous_rgb_deep", "homogeneous_rgb_shallow", "homogeneous_ir_deep",
+PART_NAMES: tuple[str, ...] = (
+    "contrast_rgb_deep",
+    "contrast_rgb_shallow",
+    "contrast_ir_deep",
+    "contrast_ir_shallow",
+    "homogeneous_rgb_deep",
+    "homogeneous_rgb_shallow",
+    "homogeneous_ir_deep",
     "homogeneous_ir_shallow",
-    "heterogeneous_rgb_to_ir_deep", "heterogeneous_rgb_to_ir_shallow",
-    "heterogeneous_ir_to_rgb_deep", "heterogeneous_ir_to_rgb_shallow",
+    "heterogeneous_rgb_to_ir_deep",
+    "heterogeneous_rgb_to_ir_shallow",
+    "heterogeneous_ir_to_rgb_deep",
+    "heterogeneous_ir_to_rgb_shallow",
 )
 """The twelve named parts of :attr:`SDCLLoss.parts`."""
 
-OFFICIAL_PART_NAMES: Dict[str, str] = {
-    "contrast_rgb_deep": "loss_rgb", "contrast_rgb_shallow": "loss_rgb_s",
-    "contrast_ir_deep": "loss_ir", "contrast_ir_shallow": "loss_ir_s",
-    "homogeneous_rgb_deep": "rgb_rgb_loss", "homogeneous_rgb_shallow": "rgb_rgb_loss_s",
-    "homogeneous_ir_deep": "ir_ir_loss", "homogeneous_ir_shallow": "ir_ir_loss_s",
+OFFICIAL_PART_NAMES: dict[str, str] = {
+    "contrast_rgb_deep": "loss_rgb",
+    "contrast_rgb_shallow": "loss_rgb_s",
+    "contrast_ir_deep": "loss_ir",
+    "contrast_ir_shallow": "loss_ir_s",
+    "homogeneous_rgb_deep": "rgb_rgb_loss",
+    "homogeneous_rgb_shallow": "rgb_rgb_loss_s",
+    "homogeneous_ir_deep": "ir_ir_loss",
+    "homogeneous_ir_shallow": "ir_ir_loss_s",
     "heterogeneous_rgb_to_ir_deep": "rgb_ir_loss",
     "heterogeneous_rgb_to_ir_shallow": "rgb_ir_loss_s",
     "heterogeneous_ir_to_rgb_deep": "ir_rgb_loss",
@@ -97,12 +109,12 @@ class SDCLLoss:
     """
 
     total: torch.Tensor
-    parts: Dict[str, torch.Tensor]
+    parts: dict[str, torch.Tensor]
     stage: int
     direction: Optional[Direction]
-    group_weights: Tuple[float, float]
+    group_weights: tuple[float, float]
 
-    def groups(self) -> Dict[str, torch.Tensor]:
+    def groups(self) -> dict[str, torch.Tensor]:
         """Sums of the parts per group (``contrast``, ``homogeneous``, ``heterogeneous``),
         without the stage scale."""
         out = {}
@@ -111,12 +123,17 @@ class SDCLLoss:
             out[group] = torch.stack(members).sum()
         return out
 
-    def as_floats(self) -> Dict[str, float]:
+    def as_floats(self) -> dict[str, float]:
         """``{"loss": total, group: sum, part: value}`` as Python floats (one host sync)."""
         groups = self.groups()
         names = ["loss", *groups, *self.parts]
-        values = torch.stack([self.total.detach(), *(g.detach() for g in groups.values()),
-                              *(p.detach() for p in self.parts.values())]).tolist()
+        values = torch.stack(
+            [
+                self.total.detach(),
+                *(g.detach() for g in groups.values()),
+                *(p.detach() for p in self.parts.values()),
+            ]
+        ).tolist()
         return dict(zip(names, values))
 
 
@@ -130,10 +147,10 @@ class SDCLMemories:
     indexed by the loaders' sample indices).
     """
 
-    cluster_deep: Dict[str, ClusterMemory]
-    cluster_shallow: Dict[str, ClusterMemory]
-    instance_deep: Dict[str, InstanceMemory]
-    instance_shallow: Dict[str, InstanceMemory]
+    cluster_deep: dict[str, ClusterMemory]
+    cluster_shallow: dict[str, ClusterMemory]
+    instance_deep: dict[str, InstanceMemory]
+    instance_shallow: dict[str, InstanceMemory]
 
     @property
     def shared(self) -> bool:
@@ -144,48 +161,55 @@ class SDCLMemories:
         for name in ("cluster_deep", "cluster_shallow", "instance_deep", "instance_shallow"):
             value = getattr(self, name)
             if not isinstance(value, Mapping) or set(value) != set(MODALITIES):
-                raise ValueError(f"{name} must map both 'rgb' and 'ir' to a memory, got "
-                                 f"{sorted(value) if isinstance(value, Mapping) else value!r}")
+                raise ValueError(
+                    f"{name} must map both 'rgb' and 'ir' to a memory, got "
+                    f"{sorted(value) if isinstance(value, Mapping) else value!r}"
+                )
         for name in ("cluster_deep", "cluster_shallow"):
             value = getattr(self, name)
             if (value[RGB] is value[IR]) != (self.cluster_deep[RGB] is self.cluster_deep[IR]):
-                raise ValueError("cluster_deep and cluster_shallow must both be shared or both "
-                                 "per modality")
+                raise ValueError(
+                    "cluster_deep and cluster_shallow must both be shared or both per modality"
+                )
 
     @classmethod
     def build(
         cls,
         deep_centroids: Mapping[str, ArrayLike],
         shallow_centroids: Mapping[str, ArrayLike],
-        features: Mapping[str, Tuple[ArrayLike, ArrayLike]],
+        features: Mapping[str, tuple[ArrayLike, ArrayLike]],
         *,
         temp: float = OFFICIAL_SYSU.temp,
         momentum: float = OFFICIAL_SYSU.memory_momentum,
         mode: str = OFFICIAL_SYSU.memory_mode,
         instance_momentum: float = OFFICIAL_SYSU.instance_momentum,
         device: Optional[torch.device] = None,
-    ) -> "SDCLMemories":
+    ) -> SDCLMemories:
         """Memories from centroids (``{"rgb": [C, D], "ir": [C, D]}``, the same object twice
         for shared stage-2 memories) and the raw per-sample features
         (``{"rgb": (deep [N_rgb, D], shallow [N_rgb, D]), "ir": (...)}``)."""
-        for name, value in (("deep_centroids", deep_centroids),
-                            ("shallow_centroids", shallow_centroids), ("features", features)):
+        for name, value in (
+            ("deep_centroids", deep_centroids),
+            ("shallow_centroids", shallow_centroids),
+            ("features", features),
+        ):
             if not isinstance(value, Mapping) or set(value) != set(MODALITIES):
                 raise ValueError(f"{name} must have exactly the keys 'rgb' and 'ir'")
 
-        def cluster(centroids: Mapping[str, ArrayLike]) -> Dict[str, ClusterMemory]:
-            made: Dict[int, ClusterMemory] = {}
+        def cluster(centroids: Mapping[str, ArrayLike]) -> dict[str, ClusterMemory]:
+            made: dict[int, ClusterMemory] = {}
             out = {}
             for modality in MODALITIES:
                 value = centroids[modality]
                 if id(value) not in made:  # shared stage-2 centroids: one memory
-                    memory = ClusterMemory.from_centroids(value, temp=temp, momentum=momentum,
-                                                          mode=mode)
+                    memory = ClusterMemory.from_centroids(
+                        value, temp=temp, momentum=momentum, mode=mode
+                    )
                     made[id(value)] = memory if device is None else memory.to(device)
                 out[modality] = made[id(value)]
             return out
 
-        def instance(depth: int) -> Dict[str, InstanceMemory]:
+        def instance(depth: int) -> dict[str, InstanceMemory]:
             out = {}
             for modality in MODALITIES:
                 pair = features[modality]
@@ -214,8 +238,9 @@ class SDCLObjective:
     per-modality memories before (a mismatch raises ``ValueError``).
     """
 
-    def __init__(self, memories: SDCLMemories, recipe: SDCLRecipe = OFFICIAL_SYSU, *,
-                 epoch: int) -> None:
+    def __init__(
+        self, memories: SDCLMemories, recipe: SDCLRecipe = OFFICIAL_SYSU, *, epoch: int
+    ) -> None:
         if not isinstance(memories, SDCLMemories):
             raise TypeError(f"memories must be SDCLMemories, got {type(memories).__name__}")
         if not isinstance(recipe, SDCLRecipe):
@@ -229,24 +254,26 @@ class SDCLObjective:
                 f"epoch {epoch} is stage {self.stage} (cmlabel={recipe.cmlabel}) but the "
                 f"memories are {'shared' if memories.shared else 'per modality'}; stage 1 "
                 "trains each modality against its own cluster memories, stage 2 both against "
-                "one shared set")
+                "one shared set"
+            )
         self.neighbors = recipe.homogeneous_active(epoch)
         direction = recipe.heterogeneous_direction(epoch)
         self.direction = None if direction is None else Direction(direction)
         self.group_weights = recipe.group_weights(self.stage)
-        self.cnl = CollaborativeNeighborLearning(threshold=recipe.cnl_threshold,
-                                                 temp=recipe.cnl_temp)
+        self.cnl = CollaborativeNeighborLearning(
+            threshold=recipe.cnl_threshold, temp=recipe.cnl_temp
+        )
 
     @classmethod
     def from_pseudo_labels(
         cls,
         pseudo_labels,
-        features: Mapping[str, Tuple[ArrayLike, ArrayLike]],
+        features: Mapping[str, tuple[ArrayLike, ArrayLike]],
         recipe: SDCLRecipe = OFFICIAL_SYSU,
         *,
         epoch: int,
         device: Optional[torch.device] = None,
-    ) -> "SDCLObjective":
+    ) -> SDCLObjective:
         """Build the epoch's memories and objective.
 
         Parameters
@@ -264,16 +291,23 @@ class SDCLObjective:
             Where the memories live (default: where the centroids are).
         """
         memories = SDCLMemories.build(
-            pseudo_labels.deep_centroids, pseudo_labels.shallow_centroids, features,
-            temp=recipe.temp, momentum=recipe.memory_momentum_for(epoch),
-            mode=recipe.memory_mode, instance_momentum=recipe.instance_momentum,
-            device=device)
+            pseudo_labels.deep_centroids,
+            pseudo_labels.shallow_centroids,
+            features,
+            temp=recipe.temp,
+            momentum=recipe.memory_momentum_for(epoch),
+            mode=recipe.memory_mode,
+            instance_momentum=recipe.instance_momentum,
+            device=device,
+        )
         return cls(memories, recipe, epoch=epoch)
 
     def __repr__(self) -> str:
-        return (f"SDCLObjective(recipe={self.recipe.name!r}, epoch={self.epoch}, "
-                f"stage={self.stage}, neighbors={self.neighbors}, direction="
-                f"{None if self.direction is None else self.direction.value!r})")
+        return (
+            f"SDCLObjective(recipe={self.recipe.name!r}, epoch={self.epoch}, "
+            f"stage={self.stage}, neighbors={self.neighbors}, direction="
+            f"{None if self.direction is None else self.direction.value!r})"
+        )
 
     # ------------------------------------------------------------------ the loss
 
@@ -303,13 +337,14 @@ class SDCLObjective:
         rgb, ir = self._split(deep, shallow, labels, indices, num_rgb)
         memories, recipe = self.memories, self.recipe
         zero = deep.new_zeros((), dtype=torch.float32)
-        parts: Dict[str, torch.Tensor] = {name: zero for name in PART_NAMES}
+        parts: dict[str, torch.Tensor] = dict.fromkeys(PART_NAMES, zero)
         batches = {RGB: rgb, IR: ir}
         for m in MODALITIES:
             d, s, y, _ = batches[m]
             parts[f"contrast_{m}_deep"] = memories.cluster_deep[m](d, y)
-            parts[f"contrast_{m}_shallow"] = recipe.lambda_shallow * \
-                memories.cluster_shallow[m](s, y)
+            parts[f"contrast_{m}_shallow"] = recipe.lambda_shallow * memories.cluster_shallow[m](
+                s, y
+            )
         if self.neighbors:
             for m in MODALITIES:
                 d, s, _, i = batches[m]
@@ -319,13 +354,21 @@ class SDCLObjective:
         if self.direction is not None:
             query, target = (RGB, IR) if self.direction is Direction.RGB_TO_IR else (IR, RGB)
             d, s, _, i = batches[query]
-            out = self.cnl(d, s, i, memories.instance_deep[query],
-                           memories.instance_shallow[query], memories.instance_deep[target],
-                           memories.instance_shallow[target])
+            out = self.cnl(
+                d,
+                s,
+                i,
+                memories.instance_deep[query],
+                memories.instance_shallow[query],
+                memories.instance_deep[target],
+                memories.instance_shallow[target],
+            )
             name = f"heterogeneous_{query}_to_{target}"
-            weight_deep, weight_shallow = ((recipe.rgb_to_ir_deep, recipe.rgb_to_ir_shallow)
-                                           if query == RGB else
-                                           (recipe.ir_to_rgb_deep, recipe.ir_to_rgb_shallow))
+            weight_deep, weight_shallow = (
+                (recipe.rgb_to_ir_deep, recipe.rgb_to_ir_shallow)
+                if query == RGB
+                else (recipe.ir_to_rgb_deep, recipe.ir_to_rgb_shallow)
+            )
             parts[f"{name}_deep"] = weight_deep * out.deep
             parts[f"{name}_shallow"] = weight_shallow * out.shallow
         w_hom, w_het = self.group_weights
@@ -365,11 +408,15 @@ class SDCLObjective:
         rgb, ir = self._split(deep, shallow, labels, indices, num_rgb)
         memories = self.memories
         for m, (d, s, _, i) in ((IR, ir), (RGB, rgb)):
-            InstanceMemory.update_many([memories.instance_deep[m], memories.instance_shallow[m]],
-                                       [d.detach(), s.detach()], i)
+            InstanceMemory.update_many(
+                [memories.instance_deep[m], memories.instance_shallow[m]],
+                [d.detach(), s.detach()],
+                i,
+            )
         for m, (d, s, y, _) in ((RGB, rgb), (IR, ir)):
-            ClusterMemory.update_many([memories.cluster_deep[m], memories.cluster_shallow[m]],
-                                      [d.detach(), s.detach()], y)
+            ClusterMemory.update_many(
+                [memories.cluster_deep[m], memories.cluster_shallow[m]], [d.detach(), s.detach()], y
+            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -379,8 +426,9 @@ class SDCLObjective:
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
             if value.dim() != 2:
-                raise ValueError(f"{name} must be 2-D [batch, features], got shape "
-                                 f"{tuple(value.shape)}")
+                raise ValueError(
+                    f"{name} must be 2-D [batch, features], got shape {tuple(value.shape)}"
+                )
         batch = deep.shape[0]
         if shallow.shape[0] != batch:
             raise ValueError(f"deep has {batch} rows but shallow has {shallow.shape[0]}")
@@ -388,8 +436,10 @@ class SDCLObjective:
             raise TypeError(f"num_rgb must be an integer, got {type(num_rgb).__name__}")
         num_rgb = int(num_rgb)
         if not 0 < num_rgb < batch:
-            raise ValueError(f"num_rgb must lie in [1, {batch - 1}] (the batch needs RGB and "
-                             f"IR rows), got {num_rgb}")
+            raise ValueError(
+                f"num_rgb must lie in [1, {batch - 1}] (the batch needs RGB and "
+                f"IR rows), got {num_rgb}"
+            )
         y = _as_index_tensor(labels, "labels", batch, deep.device)
         i = _as_index_tensor(indices, "indices", batch, deep.device)
         rgb = (deep[:num_rgb], shallow[:num_rgb], y[:num_rgb], i[:num_rgb])
@@ -397,8 +447,9 @@ class SDCLObjective:
         return rgb, ir
 
 
-def _as_index_tensor(values: ArrayLike, name: str, batch: int,
-                     device: torch.device) -> torch.Tensor:
+def _as_index_tensor(
+    values: ArrayLike, name: str, batch: int, device: torch.device
+) -> torch.Tensor:
     tensor = as_labels(values, name, device=device)
     if tensor.shape[0] != batch:
         raise ValueError(f"{name} has {tensor.shape[0]} entries but the batch has {batch} rows")

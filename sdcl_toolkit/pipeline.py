@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Optional, cast
 
 import torch
 
@@ -63,8 +63,8 @@ class ModalityLabels:
         """``[N]`` labels to sample training batches from: ``labels`` where ``kept``, else -1
         (same array type and device as ``labels``)."""
         labels, kept = self.labels, self.kept
-        if isinstance(labels, torch.Tensor):
-            return torch.where(kept, labels, torch.full_like(labels, -1))
+        if isinstance(labels, torch.Tensor):  # then ``kept`` is a tensor too
+            return torch.where(cast(torch.Tensor, kept), labels, torch.full_like(labels, -1))
         import numpy as np
 
         return np.where(kept, labels, -1)
@@ -88,12 +88,12 @@ class PseudoLabels:
     stage: int
     rgb: ModalityLabels
     ir: ModalityLabels
-    deep_centroids: Dict[str, ArrayLike]
-    shallow_centroids: Dict[str, ArrayLike]
+    deep_centroids: dict[str, ArrayLike]
+    shallow_centroids: dict[str, ArrayLike]
     cra: Optional[CRAResult] = None
-    seconds: Dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
-    def training_labels(self) -> Dict[str, ArrayLike]:
+    def training_labels(self) -> dict[str, ArrayLike]:
         """``{"rgb": ..., "ir": ...}`` labels to draw training batches from (-1 = not
         trained on), e.g. for :func:`sdcl_toolkit.data.make_sdcl_train_loaders`."""
         return {"rgb": self.rgb.training_labels(), "ir": self.ir.training_labels()}
@@ -111,9 +111,9 @@ class PseudoLabels:
         labels = self.cra.labels
         return float((labels != -1).sum()) / max(1, len(labels))
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """Plain numbers for logging (JSON-serialisable)."""
-        out: Dict[str, Any] = {"stage": self.stage}
+        out: dict[str, Any] = {"stage": self.stage}
         for name, part in (("rgb", self.rgb), ("ir", self.ir)):
             out[f"{name}_clusters"] = part.num_clusters
             out[f"{name}_outliers"] = part.num_outliers
@@ -125,9 +125,9 @@ class PseudoLabels:
         return out
 
 
-def _to_caller_shared(kind, tensors: Dict[str, torch.Tensor]) -> Dict[str, ArrayLike]:
+def _to_caller_shared(kind, tensors: dict[str, torch.Tensor]) -> dict[str, ArrayLike]:
     """Convert a dict of tensors, keeping entries that are one tensor one object."""
-    converted: Dict[int, ArrayLike] = {}
+    converted: dict[int, ArrayLike] = {}
     out = {}
     for key, value in tensors.items():
         if id(value) not in converted:
@@ -185,44 +185,55 @@ class PseudoLabeler:
         self.stage2_rgb_k1 = stage2_rgb_k1
         self.backend = backend
         self.candidates = candidates
-        self.cra = cra if cra is not None else CollaborativeRankingAssociation(
-            backend=backend, candidates=candidates)
+        self.cra = (
+            cra
+            if cra is not None
+            else CollaborativeRankingAssociation(backend=backend, candidates=candidates)
+        )
 
     @classmethod
-    def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> "PseudoLabeler":
+    def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> PseudoLabeler:
         """The pseudo-labelling settings of ``recipe`` (eps, min_samples, k1, k2,
         stage2_rgb_k1, CRA depth and smoothing), with optional keyword overrides."""
         if not isinstance(recipe, SDCLRecipe):
             raise TypeError(f"recipe must be an SDCLRecipe, got {type(recipe).__name__}")
-        options = {key: overrides.pop(key) for key in ("backend", "candidates")
-                   if key in overrides}
-        values: Dict[str, Any] = dict(
-            eps=recipe.eps, min_samples=recipe.min_samples, k1=recipe.k1, k2=recipe.k2,
-            stage2_rgb_k1=recipe.stage2_rgb_k1)
+        options = {key: overrides.pop(key) for key in ("backend", "candidates") if key in overrides}
+        values: dict[str, Any] = dict(
+            eps=recipe.eps,
+            min_samples=recipe.min_samples,
+            k1=recipe.k1,
+            k2=recipe.k2,
+            stage2_rgb_k1=recipe.stage2_rgb_k1,
+        )
         if "cra" not in overrides:
             values["cra"] = CollaborativeRankingAssociation(
-                recipe.cra_topk, recipe.cra_smooth_k, **options)
+                recipe.cra_topk, recipe.cra_smooth_k, **options
+            )
         return cls(**{**values, **overrides}, **options)
 
     @classmethod
-    def for_dataset(cls, name: str, **overrides: Any) -> "PseudoLabeler":
+    def for_dataset(cls, name: str, **overrides: Any) -> PseudoLabeler:
         """The official settings of ``"sysu"``, ``"regdb"`` or ``"sysu_4gpu"``
         (:meth:`SDCLRecipe.for_dataset`), with optional keyword overrides."""
         return cls.from_recipe(SDCLRecipe.for_dataset(name), **overrides)
 
     def __repr__(self) -> str:
-        return (f"PseudoLabeler(eps={self.eps}, min_samples={self.min_samples}, k1={self.k1}, "
-                f"k2={self.k2}, stage2_rgb_k1={self.stage2_rgb_k1}, cra={self.cra!r})")
+        return (
+            f"PseudoLabeler(eps={self.eps}, min_samples={self.min_samples}, k1={self.k1}, "
+            f"k2={self.k2}, stage2_rgb_k1={self.stage2_rgb_k1}, cra={self.cra!r})"
+        )
 
     # ------------------------------------------------------------------ steps
 
-    def cluster(self, deep: torch.Tensor, shallow: torch.Tensor, k1: int,
-                timer: StageTimer, name: str) -> torch.Tensor:
+    def cluster(
+        self, deep: torch.Tensor, shallow: torch.Tensor, k1: int, timer: StageTimer, name: str
+    ) -> torch.Tensor:
         """Jaccard + DBSCAN labels of one modality (tensors in, int64 tensor out)."""
         with timer.stage(f"jaccard_{name}"):
             z = torch.cat([deep, shallow], dim=1)
-            distance = jaccard_distance_tensors(z, k1, self.k2, backend=self.backend,
-                                                candidates=self.candidates)
+            distance = jaccard_distance_tensors(
+                z, k1, self.k2, backend=self.backend, candidates=self.candidates
+            )
         with timer.stage(f"dbscan_{name}"):
             labels = dbscan_pseudo_labels(distance.to_scipy(), self.eps, self.min_samples)
         return torch.from_numpy(labels).to(deep.device)
@@ -245,19 +256,24 @@ class PseudoLabeler:
         """
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
-        kind = array_kind(deep_rgb=deep_rgb, shallow_rgb=shallow_rgb, deep_ir=deep_ir,
-                          shallow_ir=shallow_ir)
+        kind = array_kind(
+            deep_rgb=deep_rgb, shallow_rgb=shallow_rgb, deep_ir=deep_ir, shallow_ir=shallow_ir
+        )
         device = kind.device
         d_rgb = as_features(deep_rgb, "deep_rgb").to(device)
         s_rgb = as_features(shallow_rgb, "shallow_rgb").to(device)
         d_ir = as_features(deep_ir, "deep_ir").to(device)
         s_ir = as_features(shallow_ir, "shallow_ir").to(device)
-        for a, b, na, nb in ((d_rgb, s_rgb, "deep_rgb", "shallow_rgb"),
-                             (d_ir, s_ir, "deep_ir", "shallow_ir")):
+        for a, b, na, nb in (
+            (d_rgb, s_rgb, "deep_rgb", "shallow_rgb"),
+            (d_ir, s_ir, "deep_ir", "shallow_ir"),
+        ):
             if a.shape[0] != b.shape[0]:
                 raise ValueError(f"{na} has {a.shape[0]} samples but {nb} has {b.shape[0]}")
-        for a, b, na, nb in ((d_rgb, d_ir, "deep_rgb", "deep_ir"),
-                             (s_rgb, s_ir, "shallow_rgb", "shallow_ir")):
+        for a, b, na, nb in (
+            (d_rgb, d_ir, "deep_rgb", "deep_ir"),
+            (s_rgb, s_ir, "shallow_rgb", "shallow_ir"),
+        ):
             if a.shape[1] != b.shape[1]:
                 raise ValueError(f"{na} has width {a.shape[1]} but {nb} has width {b.shape[1]}")
 
@@ -272,21 +288,26 @@ class PseudoLabeler:
             raise ValueError(
                 f"DBSCAN found no cluster in {' and '.join(empty)} (eps={self.eps}, "
                 f"min_samples={self.min_samples}): every sample is an outlier. Check the "
-                "features, or raise eps")
+                "features, or raise eps"
+            )
 
         cra_result: Optional[CRAResult] = None
         if stage == 1:
             rgb_labels, ir_labels = rgb_own, ir_own
             with timer.stage("centroids"):
-                deep_c = {"rgb": cluster_centroids(d_rgb, rgb_own, num_rgb),
-                          "ir": cluster_centroids(d_ir, ir_own, num_ir)}
-                shallow_c = {"rgb": cluster_centroids(s_rgb, rgb_own, num_rgb),
-                             "ir": cluster_centroids(s_ir, ir_own, num_ir)}
+                deep_c = {
+                    "rgb": cluster_centroids(d_rgb, rgb_own, num_rgb),
+                    "ir": cluster_centroids(d_ir, ir_own, num_ir),
+                }
+                shallow_c = {
+                    "rgb": cluster_centroids(s_rgb, rgb_own, num_rgb),
+                    "ir": cluster_centroids(s_ir, ir_own, num_ir),
+                }
             classes = {"rgb": num_rgb, "ir": num_ir}
         else:
             with timer.stage("cra"):
                 cra_result = self.cra._associate(d_rgb, s_rgb, d_ir, s_ir, ir_own)
-            rgb_labels, ir_labels = cra_result.labels, ir_own
+            rgb_labels, ir_labels = cast(torch.Tensor, cra_result.labels), ir_own  # tensor-level
             with timer.stage("centroids"):
                 all_labels = torch.cat([rgb_labels, ir_labels])
                 shared_deep = cluster_centroids(torch.cat([d_rgb, d_ir]), all_labels, num_ir)
@@ -297,9 +318,14 @@ class PseudoLabeler:
 
         def part(labels, own, name, num_clusters):
             kept = (labels != -1) & (own != -1)
-            return ModalityLabels(kind.to_caller(labels), kind.to_caller(own),
-                                  kind.to_caller(kept), classes[name], num_clusters,
-                                  int((own == -1).sum()))
+            return ModalityLabels(
+                kind.to_caller(labels),
+                kind.to_caller(own),
+                kind.to_caller(kept),
+                classes[name],
+                num_clusters,
+                int((own == -1).sum()),
+            )
 
         result = PseudoLabels(
             stage=stage,
@@ -307,9 +333,14 @@ class PseudoLabeler:
             ir=part(ir_labels, ir_own, "ir", num_ir),
             deep_centroids=_to_caller_shared(kind, deep_c),
             shallow_centroids=_to_caller_shared(kind, shallow_c),
-            cra=None if cra_result is None else CRAResult(
-                kind.to_caller(cra_result.labels), kind.to_caller(cra_result.ranking_labels),
-                kind.to_caller(cra_result.votes), cra_result.seconds),
+            cra=None
+            if cra_result is None
+            else CRAResult(
+                kind.to_caller(cra_result.labels),
+                kind.to_caller(cra_result.ranking_labels),
+                kind.to_caller(cra_result.votes),
+                cra_result.seconds,
+            ),
             seconds=dict(timer.seconds),
         )
         logger.info("pseudo-labels: %s", result.summary())

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional
 
 __all__ = ["SDCLRecipe", "OFFICIAL_SYSU", "OFFICIAL_REGDB", "RECIPE_FIELDS", "recipe_table"]
 
@@ -156,7 +156,7 @@ class SDCLRecipe:
     width: int = 144
     drop_path_rate: float = 0.1
     checkpoint: str = "vit_base_ics_cfs_lup.pth"
-    checkpoint_grid: Tuple[int, int] = (16, 8)
+    checkpoint_grid: tuple[int, int] = (16, 8)
     norm_groups: int = 2
     # augmentation
     aug_jitter: float = 0.5
@@ -167,19 +167,19 @@ class SDCLRecipe:
     # ------------------------------------------------------------------ presets
 
     @classmethod
-    def sysu(cls) -> "SDCLRecipe":
+    def sysu(cls) -> SDCLRecipe:
         """SYSU-MM01 (``train_cc_vit_sysu.sh`` + ``cluster_contrast_vit_sysu.py``, 2 GPUs)."""
         return _PRESETS["sysu"]
 
     @classmethod
-    def regdb(cls) -> "SDCLRecipe":
+    def regdb(cls) -> SDCLRecipe:
         """RegDB (``train_cc_vit_regdb.sh`` + ``cluster_contrast_vit_regdb.py``; one model per
         trial): 30 epochs x 50 steps, stage 2 from 20, eps 0.3, CRA depth 10, RGB ``k1``
         unchanged in stage 2, momentum 0.99 in epoch 0, no neighbour terms in epoch 0."""
         return _PRESETS["regdb"]
 
     @classmethod
-    def sysu_4gpu(cls) -> "SDCLRecipe":
+    def sysu_4gpu(cls) -> SDCLRecipe:
         """The head commit's 4-GPU SYSU-MM01 variant (``cluster_contrast_vit_sysu_gpux4.py``):
         SYSU-MM01 with 112 RGB images per step, 4 instances per identity, no neighbour terms
         in epoch 0 and 4 batch-norm groups (note: ``train_cc_vit_sysu_gpux4.sh`` as committed
@@ -187,20 +187,21 @@ class SDCLRecipe:
         return _PRESETS["sysu_4gpu"]
 
     @classmethod
-    def for_dataset(cls, name: str) -> "SDCLRecipe":
+    def for_dataset(cls, name: str) -> SDCLRecipe:
         """The preset of ``"sysu"`` (``"SYSU-MM01"``), ``"regdb"`` or ``"sysu_4gpu"``."""
         if not isinstance(name, str):
             raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
         key = name.lower().replace("-", "").replace("_", "")
         key = {"sysumm01": "sysu", "sysu4gpu": "sysu_4gpu", "sysumm014gpu": "sysu_4gpu"}.get(
-            key, key)
+            key, key
+        )
         if key not in _PRESETS:
             raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_PRESETS)}")
         return _PRESETS[key]
 
     # ------------------------------------------------------------------ values
 
-    def replace(self, **changes: Any) -> "SDCLRecipe":
+    def replace(self, **changes: Any) -> SDCLRecipe:
         """A validated copy with ``changes``; its ``name`` gets a ``+modified`` suffix unless
         the values equal the original's or a new ``name`` is given."""
         unknown = sorted(set(changes) - set(RECIPE_FIELDS) - {"name", "dataset"})
@@ -222,19 +223,34 @@ class SDCLRecipe:
             return "modified"
         return _SOURCES[base_name][name]
 
-    def sources(self) -> Dict[str, str]:
+    def sources(self) -> dict[str, str]:
         """``{field: source}`` for every value (see :meth:`source`)."""
         return {name: self.source(name) for name in RECIPE_FIELDS}
 
-    def values(self) -> Dict[str, Any]:
+    def values(self) -> dict[str, Any]:
         """``{field: value}`` of every hyper-parameter (no ``name`` / ``dataset``)."""
         return {name: getattr(self, name) for name in RECIPE_FIELDS}
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("epochs", "iters_stage1", "iters_stage2", "batch_rgb", "batch_ir",
-                     "num_instances", "step_size", "min_samples", "k1", "k2", "stage2_rgb_k1",
-                     "cra_topk", "cra_smooth_k", "height", "width", "norm_groups"):
+        for name in (
+            "epochs",
+            "iters_stage1",
+            "iters_stage2",
+            "batch_rgb",
+            "batch_ir",
+            "num_instances",
+            "step_size",
+            "min_samples",
+            "k1",
+            "k2",
+            "stage2_rgb_k1",
+            "cra_topk",
+            "cra_smooth_k",
+            "height",
+            "width",
+            "norm_groups",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
@@ -246,46 +262,78 @@ class SDCLRecipe:
             value = getattr(self, name)
             if not _is_real(value) or not value > 0 or value == float("inf"):
                 problems.append(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("weight_decay", "lambda_shallow", "homogeneous_deep", "homogeneous_shallow",
-                     "rgb_to_ir_deep", "rgb_to_ir_shallow", "ir_to_rgb_deep",
-                     "ir_to_rgb_shallow", "stage1_homogeneous", "stage1_heterogeneous",
-                     "stage2_homogeneous", "stage2_heterogeneous", "drop_path_rate",
-                     "aug_jitter", "aug_hue", "aug_erasing"):
+        for name in (
+            "weight_decay",
+            "lambda_shallow",
+            "homogeneous_deep",
+            "homogeneous_shallow",
+            "rgb_to_ir_deep",
+            "rgb_to_ir_shallow",
+            "ir_to_rgb_deep",
+            "ir_to_rgb_shallow",
+            "stage1_homogeneous",
+            "stage1_heterogeneous",
+            "stage2_homogeneous",
+            "stage2_heterogeneous",
+            "drop_path_rate",
+            "aug_jitter",
+            "aug_hue",
+            "aug_erasing",
+        ):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value < float("inf"):
                 problems.append(f"{name} must be a finite number >= 0, got {value!r}")
-        for name in ("memory_momentum", "stage2_memory_momentum", "instance_momentum",
-                     "sgd_momentum", "cnl_threshold"):
+        for name in (
+            "memory_momentum",
+            "stage2_memory_momentum",
+            "instance_momentum",
+            "sgd_momentum",
+            "cnl_threshold",
+        ):
             value = getattr(self, name)
             if not _is_real(value) or not 0 <= value <= 1:
                 problems.append(f"{name} must lie in [0, 1], got {value!r}")
         first = self.first_epoch_memory_momentum
         if first is not None and (not _is_real(first) or not 0 <= first <= 1):
-            problems.append(f"first_epoch_memory_momentum must be None or lie in [0, 1], "
-                            f"got {first!r}")
+            problems.append(
+                f"first_epoch_memory_momentum must be None or lie in [0, 1], got {first!r}"
+            )
         if not _is_real(self.eps) or not 0 < self.eps <= 1:
-            problems.append(f"eps must lie in (0, 1] (Jaccard distances lie in [0, 1]), "
-                            f"got {self.eps!r}")
+            problems.append(
+                f"eps must lie in (0, 1] (Jaccard distances lie in [0, 1]), got {self.eps!r}"
+            )
         if self.memory_mode not in ("mean", "hard"):
             problems.append(f"memory_mode must be 'mean' or 'hard', got {self.memory_mode!r}")
         if not 0 <= self.aug_hue <= 0.5:
             problems.append(f"aug_hue must lie in [0, 0.5], got {self.aug_hue!r}")
         if self.aug_erasing > 1:
             problems.append(f"aug_erasing is a probability, got {self.aug_erasing!r}")
-        if isinstance(self.aug_padding, bool) or not isinstance(self.aug_padding, int) \
-                or self.aug_padding < 0:
+        if (
+            isinstance(self.aug_padding, bool)
+            or not isinstance(self.aug_padding, int)
+            or self.aug_padding < 0
+        ):
             problems.append(f"aug_padding must be an integer >= 0, got {self.aug_padding!r}")
         grid = self.checkpoint_grid
-        if not (isinstance(grid, tuple) and len(grid) == 2
-                and all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)):
-            problems.append(f"checkpoint_grid must be a (rows, cols) pair of positive integers, "
-                            f"got {grid!r}")
+        if not (
+            isinstance(grid, tuple)
+            and len(grid) == 2
+            and all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)
+        ):
+            problems.append(
+                f"checkpoint_grid must be a (rows, cols) pair of positive integers, got {grid!r}"
+            )
         for name in ("batch_rgb", "batch_ir"):
             value = getattr(self, name)
-            if isinstance(value, int) and isinstance(self.num_instances, int) \
-                    and self.num_instances > 0 and value % self.num_instances:
-                problems.append(f"{name}={value} must be a multiple of "
-                                f"num_instances={self.num_instances}")
+            if (
+                isinstance(value, int)
+                and isinstance(self.num_instances, int)
+                and self.num_instances > 0
+                and value % self.num_instances
+            ):
+                problems.append(
+                    f"{name}={value} must be a multiple of num_instances={self.num_instances}"
+                )
         if problems:
             raise ValueError("invalid SDCL recipe:\n  - " + "\n  - ".join(problems))
 
@@ -326,16 +374,20 @@ class SDCLRecipe:
             return None
         return "rgb_to_ir" if epoch % 2 == 0 else "ir_to_rgb"
 
-    def group_weights(self, stage: int) -> Tuple[float, float]:
+    def group_weights(self, stage: int) -> tuple[float, float]:
         """``(homogeneous, heterogeneous)`` scales of the total loss in ``stage``."""
         if _stage(stage) == 2:
             return self.stage2_homogeneous, self.stage2_heterogeneous
         return self.stage1_homogeneous, self.stage1_heterogeneous
 
-    def augmentation(self) -> Dict[str, float]:
+    def augmentation(self) -> dict[str, float]:
         """Keyword strengths of the official training pipelines (``rgb_train_transform``...)."""
-        return dict(jitter=self.aug_jitter, hue=self.aug_hue, padding=self.aug_padding,
-                    erasing=self.aug_erasing)
+        return dict(
+            jitter=self.aug_jitter,
+            hue=self.aug_hue,
+            padding=self.aug_padding,
+            erasing=self.aug_erasing,
+        )
 
 
 def _is_real(value: Any) -> bool:
@@ -357,8 +409,9 @@ def _stage(stage: Any) -> int:
     return int(stage)
 
 
-RECIPE_FIELDS: Tuple[str, ...] = tuple(f.name for f in fields(SDCLRecipe)
-                                       if f.name not in ("name", "dataset"))
+RECIPE_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in fields(SDCLRecipe) if f.name not in ("name", "dataset")
+)
 """Names of the hyper-parameters of :class:`SDCLRecipe` (in declaration order)."""
 
 # ---------------------------------------------------------------------- the presets
@@ -367,24 +420,42 @@ OFFICIAL_SYSU = SDCLRecipe()
 """The official SYSU-MM01 recipe (the class defaults); component defaults read it."""
 
 OFFICIAL_REGDB = SDCLRecipe(
-    name="regdb", dataset="regdb", epochs=30, cmlabel=20, homogeneous_start=1,
-    iters_stage1=50, iters_stage2=50, eps=0.3, stage2_rgb_k1=30, cra_topk=10,
-    first_epoch_memory_momentum=0.99)
+    name="regdb",
+    dataset="regdb",
+    epochs=30,
+    cmlabel=20,
+    homogeneous_start=1,
+    iters_stage1=50,
+    iters_stage2=50,
+    eps=0.3,
+    stage2_rgb_k1=30,
+    cra_topk=10,
+    first_epoch_memory_momentum=0.99,
+)
 """The official RegDB recipe."""
 
-_SYSU_4GPU = dataclasses.replace(OFFICIAL_SYSU, name="sysu_4gpu", batch_rgb=112, num_instances=4,
-                                 homogeneous_start=1, norm_groups=4)
+_SYSU_4GPU = dataclasses.replace(
+    OFFICIAL_SYSU,
+    name="sysu_4gpu",
+    batch_rgb=112,
+    num_instances=4,
+    homogeneous_start=1,
+    norm_groups=4,
+)
 
-_PRESETS: Dict[str, SDCLRecipe] = {
-    "sysu": OFFICIAL_SYSU, "regdb": OFFICIAL_REGDB, "sysu_4gpu": _SYSU_4GPU}
+_PRESETS: dict[str, SDCLRecipe] = {
+    "sysu": OFFICIAL_SYSU,
+    "regdb": OFFICIAL_REGDB,
+    "sysu_4gpu": _SYSU_4GPU,
+}
 
-_MODEL_SOURCES: Dict[str, str] = {
+_MODEL_SOURCES: dict[str, str] = {
     "model": "clustercontrast/model_vit_cmrefine/make_model.py:248 "
-             "(vit_base_patch16_224_TransReID, STEM_CONV)",
+    "(vit_base_patch16_224_TransReID, STEM_CONV)",
     "drop_path_rate": "config/defaults.py:58 (MODEL.DROP_PATH = 0.1, not overridden)",
     "checkpoint": "vit_base_ics_288.yml:2 (PRETRAIN_PATH ./vit_base_ics_cfs_lup.pth)",
     "checkpoint_grid": "clustercontrast/model_vit_cmrefine/make_model.py:268 (hw_ratio=2: "
-                       "16x8 grid of 128 patches)",
+    "16x8 grid of 128 patches)",
     "lambda_shallow": f"{_TRAINER}:149 (lamda_sd = 1)",
     "cnl_threshold": f"{_TRAINER}:204-205 (thresh = hm_thresh = 0.9)",
     "cnl_temp": f"{_TRAINER}:226,234,257,265,290,298,324,333 (hard-coded /0.05)",
@@ -401,7 +472,7 @@ _MODEL_SOURCES: Dict[str, str] = {
     "memory_mode": "--use-hard is store_true and never passed (CM, not CM_Hard)",
 }
 
-_SYSU_SOURCES: Dict[str, str] = {
+_SYSU_SOURCES: dict[str, str] = {
     **_MODEL_SOURCES,
     "epochs": f"{_SYSU_PY}:1181 (--epochs default 50; not passed by train_cc_vit_sysu.sh)",
     "cmlabel": f"{_SYSU_PY}:508 (trainer.cmlabel=30)",
@@ -425,7 +496,7 @@ _SYSU_SOURCES: Dict[str, str] = {
     "cra_topk": f"{_SYSU_PY}:765-766 (Score_TOPK = 20)",
     "cra_smooth_k": f"{_SYSU_PY}:797 (torch.topk(rgb_self_sim, 5))",
     "cluster_flip": f"clustercontrast/evaluators.py:31-55 (always flip-averaged), used at "
-                    f"{_SYSU_PY}:607-610",
+    f"{_SYSU_PY}:607-610",
     "temp": f"{_SYSU_PY}:1188 (--temp default 0.05)",
     "memory_momentum": f"train_cc_vit_sysu.sh:1 (--momentum 0.1; default 0.2 at {_SYSU_PY}:1175)",
     "first_epoch_memory_momentum": f"{_SYSU_PY}:656 (comment only: no epoch-0 override)",
@@ -434,14 +505,14 @@ _SYSU_SOURCES: Dict[str, str] = {
     "height": f"{_SYSU_PY}:1153 (--height default 288)",
     "width": f"{_SYSU_PY}:1154 (--width default 144)",
     "norm_groups": f"train_cc_vit_sysu.sh:1 (CUDA_VISIBLE_DEVICES=0,1) + {_SYSU_PY}:505-506 "
-                   "(nn.DataParallel, no SyncBN)",
+    "(nn.DataParallel, no SyncBN)",
     "aug_jitter": f"{_SYSU_PY}:536 (ColorJitter(0.5, 0.5, 0.5, 0.5))",
     "aug_hue": f"{_SYSU_PY}:536 (ColorJitter(0.5, 0.5, 0.5, 0.5))",
     "aug_padding": f"{_SYSU_PY}:545 (T.Pad(10))",
     "aug_erasing": f"{_SYSU_PY}:550 (ChannelRandomErasing(probability = 0.5))",
 }
 
-_REGDB_SOURCES: Dict[str, str] = {
+_REGDB_SOURCES: dict[str, str] = {
     **_MODEL_SOURCES,
     "epochs": f"train_cc_vit_regdb.sh:3 (--epochs 30; default 40 at {_REGDB_PY}:1066)",
     "cmlabel": f"{_REGDB_PY}:544 (trainer.cmlabel=20)",
@@ -451,8 +522,7 @@ _REGDB_SOURCES: Dict[str, str] = {
     "iters_stage2": "train_cc_vit_regdb.sh:3 (--iters 50; no stage-2 change in the script)",
     "batch_rgb": f"{_REGDB_PY}:513 (rgb_batch = 128)",
     "batch_ir": f"{_REGDB_PY}:512 (ir_batch = 128)",
-    "num_instances": f"train_cc_vit_regdb.sh:3 (--num-instances 16; default 4 at "
-                     f"{_REGDB_PY}:1039)",
+    "num_instances": f"train_cc_vit_regdb.sh:3 (--num-instances 16; default 4 at {_REGDB_PY}:1039)",
     "lr": f"{_REGDB_PY}:1063 (--lr default 0.00035)",
     "weight_decay": f"{_REGDB_PY}:1065 (--weight-decay default 5e-4)",
     "sgd_momentum": f"{_REGDB_PY}:548 (SGD momentum=0.9)",
@@ -462,39 +532,40 @@ _REGDB_SOURCES: Dict[str, str] = {
     "min_samples": f"{_REGDB_PY}:635,637 (DBSCAN min_samples=4)",
     "k1": f"{_REGDB_PY}:675 (IR k1=30) and 1049 (--k1 default 30, RGB)",
     "k2": f"{_REGDB_PY}:1051 (--k2 default 6)",
-    "stage2_rgb_k1": f"{_REGDB_PY}:677-679 (the stage-2 k1 change is commented out: RGB "
-                     "keeps 30)",
+    "stage2_rgb_k1": f"{_REGDB_PY}:677-679 (the stage-2 k1 change is commented out: RGB keeps 30)",
     "cra_topk": f"{_REGDB_PY}:800-801 (Score_TOPK = 10)",
     "cra_smooth_k": f"{_REGDB_PY}:832 (torch.topk(rgb_self_sim, 5))",
     "cluster_flip": "clustercontrast/evaluators.py:31-55 (always flip-averaged)",
     "temp": f"{_REGDB_PY}:1073 (--temp default 0.05)",
     "memory_momentum": f"{_REGDB_PY}:689-690 (args.momentum=0.1 from epoch 1 on)",
     "first_epoch_memory_momentum": f"train_cc_vit_regdb.sh:3 (--momentum 0.99), used at "
-                                   f"{_REGDB_PY}:692-695,725-728",
+    f"{_REGDB_PY}:692-695,725-728",
     "stage2_memory_momentum": f"{_REGDB_PY}:900-901,909-910 (shared memories momentum=0.1)",
     "instance_momentum": f"{_REGDB_PY}:701 (wise_momentum=0.9)",
     "height": f"{_REGDB_PY}:1037 (--height default 288)",
     "width": f"{_REGDB_PY}:1038 (--width default 144)",
     "norm_groups": f"train_cc_vit_regdb.sh:3 (CUDA_VISIBLE_DEVICES=0,1) + {_REGDB_PY}:541-542 "
-                   "(nn.DataParallel)",
+    "(nn.DataParallel)",
     "aug_jitter": f"{_REGDB_PY}:569 (ColorJitter(0.5, 0.5, 0.5, 0.5))",
     "aug_hue": f"{_REGDB_PY}:569 (ColorJitter(0.5, 0.5, 0.5, 0.5))",
     "aug_padding": f"{_REGDB_PY}:575-619 (T.Pad(10))",
     "aug_erasing": f"{_REGDB_PY}:575-619 (ChannelRandomErasing(probability = 0.5))",
 }
 
-_SYSU_4GPU_SOURCES: Dict[str, str] = {
+_SYSU_4GPU_SOURCES: dict[str, str] = {
     **{k: f"{v}; unchanged in {_SYSU4_PY}" for k, v in _SYSU_SOURCES.items()},
     "batch_rgb": f"{_SYSU4_PY}:479 (rgb_batch = 112)",
     "num_instances": f"{_SYSU4_PY}:1157 (--num-instances default 4; "
-                     "train_cc_vit_sysu_gpux4.sh passes 4)",
+    "train_cc_vit_sysu_gpux4.sh passes 4)",
     "homogeneous_start": f"{_SYSU4_PY}:509 (trainer.hm = 1)",
-    "norm_groups": "train_cc_vit_sysu_gpux4.sh:1 (CUDA_VISIBLE_DEVICES=0,1,2,3) + "
-                   "nn.DataParallel",
+    "norm_groups": "train_cc_vit_sysu_gpux4.sh:1 (CUDA_VISIBLE_DEVICES=0,1,2,3) + nn.DataParallel",
 }
 
-_SOURCES: Dict[str, Dict[str, str]] = {
-    "sysu": _SYSU_SOURCES, "regdb": _REGDB_SOURCES, "sysu_4gpu": _SYSU_4GPU_SOURCES}
+_SOURCES: dict[str, dict[str, str]] = {
+    "sysu": _SYSU_SOURCES,
+    "regdb": _REGDB_SOURCES,
+    "sysu_4gpu": _SYSU_4GPU_SOURCES,
+}
 
 
 def recipe_table(*recipes: SDCLRecipe) -> str:
@@ -502,8 +573,13 @@ def recipe_table(*recipes: SDCLRecipe) -> str:
     the first two take it from; docs/recipe.md holds its output."""
     chosen = recipes or tuple(_PRESETS.values())
     sourced = chosen[:2]
-    header = ("| field | " + " | ".join(r.name for r in chosen) + " | "
-              + " | ".join(f"source ({r.name})" for r in sourced) + " |")
+    header = (
+        "| field | "
+        + " | ".join(r.name for r in chosen)
+        + " | "
+        + " | ".join(f"source ({r.name})" for r in sourced)
+        + " |"
+    )
     lines = [header, "|" + "---|" * (1 + len(chosen) + len(sourced))]
     for name in RECIPE_FIELDS:
         values = " | ".join(_shown(getattr(r, name)) for r in chosen)

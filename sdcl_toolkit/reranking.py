@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
@@ -74,9 +74,7 @@ def _check_k1_k2(k1: int, k2: int, num_samples: int) -> None:
     if k1 < 1:
         raise ValueError(f"k1 must be >= 1, got {k1}")
     if k1 >= num_samples:
-        raise ValueError(
-            f"k1={k1} must be smaller than the number of samples ({num_samples})"
-        )
+        raise ValueError(f"k1={k1} must be smaller than the number of samples ({num_samples})")
     if not 1 <= k2 <= k1:
         raise ValueError(f"k2 must be in [1, k1={k1}], got {k2}")
 
@@ -100,7 +98,7 @@ def _reciprocal_mask(rank: torch.Tensor, width: int) -> torch.Tensor:
     return out
 
 
-def _expanded_neighbour_pairs(rank: torch.Tensor, k1: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _expanded_neighbour_pairs(rank: torch.Tensor, k1: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows and columns of ``E(i)`` for all ``i`` (steps 2-3), sorted by (row, col), unique.
 
     ``rank`` is ``[N, w]``: ``w = k1`` columns (pseudo-label flavour, self included) or
@@ -130,10 +128,12 @@ def _expanded_neighbour_pairs(rank: torch.Tensor, k1: int) -> Tuple[torch.Tensor
         # |R(c,h) & R(i,k1)| > 2/3 |R(c,h)|  <=>  3 * overlap > 2 * |R(c,h)|  (exact in integers)
         expand = in_r[start:stop] & (3 * overlap > 2 * half_size[cands])
         row_ids = torch.arange(start, stop, device=device)
-        keys = torch.cat([
-            (row_ids[:, None] * n + cands)[in_r[start:stop]],
-            (row_ids[:, None, None] * n + cand_half)[expand[:, :, None] & cand_half_ok],
-        ])
+        keys = torch.cat(
+            [
+                (row_ids[:, None] * n + cands)[in_r[start:stop]],
+                (row_ids[:, None, None] * n + cand_half)[expand[:, :, None] & cand_half_ok],
+            ]
+        )
         keys = torch.unique(keys)  # sorted
         rows_out.append(torch.div(keys, n, rounding_mode="floor"))
         cols_out.append(keys % n)
@@ -190,8 +190,11 @@ def _query_expansion(v: Csr, rank_head: torch.Tensor) -> Csr:
         import scipy.sparse as sp
 
         q = sp.csr_matrix(
-            (np.ones(n * k2, dtype=np.float32), rank_head.reshape(-1).numpy(),
-             np.arange(0, n * k2 + 1, k2)),
+            (
+                np.ones(n * k2, dtype=np.float32),
+                rank_head.reshape(-1).numpy(),
+                np.arange(0, n * k2 + 1, k2),
+            ),
             shape=(n, n),
         )
         product = q @ v.to_scipy()
@@ -199,8 +202,11 @@ def _query_expansion(v: Csr, rank_head: torch.Tensor) -> Csr:
         out = Csr.from_scipy(product, v.device)
     else:
         q = torch.sparse_csr_tensor(
-            torch.arange(0, n * k2 + 1, k2, device=v.device), rank_head.reshape(-1),
-            torch.ones(n * k2, device=v.device), (n, n))
+            torch.arange(0, n * k2 + 1, k2, device=v.device),
+            rank_head.reshape(-1),
+            torch.ones(n * k2, device=v.device),
+            (n, n),
+        )
         product = (q @ v.to_torch()).to_sparse_coo().coalesce()
         rows, cols = product.indices()
         out = Csr.from_sorted_coo(rows, cols, product.values(), (n, n))
@@ -222,7 +228,9 @@ def _locality_order(v: Csr) -> torch.Tensor:
 
 
 def _min_sums_upper(
-    v: Csr, rows_subset: Optional[torch.Tensor] = None, upper_only: bool = True,
+    v: Csr,
+    rows_subset: Optional[torch.Tensor] = None,
+    upper_only: bool = True,
     column_offset: int = 0,
 ):
     """Yield ``(i, j, m)`` chunks with ``m = sum_l min(V[i,l], V[j,l]) > 0``.
@@ -241,7 +249,8 @@ def _min_sums_upper(
     first = torch.searchsorted(col_keys, v.col * n + lower)
     partner_counts = vt.crow[v.col + 1] - first
     per_row = torch.zeros(n, dtype=torch.int64, device=device).index_add_(
-        0, entry_rows, partner_counts)
+        0, entry_rows, partner_counts
+    )
 
     order = _locality_order(v) if rows_subset is None else rows_subset
     budget_cut = torch.cumsum(per_row[order], 0)
@@ -274,11 +283,18 @@ def _min_sums_upper(
             sub = max(1, _ACC_BUDGET // width)
             for s in range(0, b, sub):
                 sel = (row_local >= s) & (row_local < s + sub)
-                yield from _accumulate(chunk_rows[s:s + sub], partners, row_local[sel] - s,
-                                       local_col[partner[sel]], contrib[sel], width)
+                yield from _accumulate(
+                    chunk_rows[s : s + sub],
+                    partners,
+                    row_local[sel] - s,
+                    local_col[partner[sel]],
+                    contrib[sel],
+                    width,
+                )
         else:
-            yield from _accumulate(chunk_rows, partners, row_local, local_col[partner],
-                                   contrib, width)
+            yield from _accumulate(
+                chunk_rows, partners, row_local, local_col[partner], contrib, width
+            )
 
 
 def _accumulate(chunk_rows, partners, row_local, col_local, contrib, width):
@@ -286,8 +302,11 @@ def _accumulate(chunk_rows, partners, row_local, col_local, contrib, width):
     acc = torch.zeros(b * width, dtype=torch.float32, device=contrib.device)
     acc.index_add_(0, row_local * width + col_local, contrib)
     hit = acc.nonzero().flatten()
-    yield (chunk_rows[torch.div(hit, width, rounding_mode="floor")], partners[hit % width],
-           acc[hit])
+    yield (
+        chunk_rows[torch.div(hit, width, rounding_mode="floor")],
+        partners[hit % width],
+        acc[hit],
+    )
 
 
 def _jaccard_from_weights(v: Csr) -> Csr:
@@ -310,8 +329,7 @@ def _jaccard_from_weights(v: Csr) -> Csr:
     if v.device.type == "cpu":
         import scipy.sparse as sp
 
-        matrix = sp.csr_matrix((all_d.numpy(), (all_rows.numpy(), all_cols.numpy())),
-                               shape=(n, n))
+        matrix = sp.csr_matrix((all_d.numpy(), (all_rows.numpy(), all_cols.numpy())), shape=(n, n))
         matrix.sort_indices()
         # csr_matrix(coo) would drop nothing but may sum duplicates: there are none here
         return Csr.from_scipy(matrix, v.device)
@@ -334,7 +352,7 @@ def jaccard_distance_tensors(
     *,
     backend: Backend = "auto",
     candidates: Candidates = "auto",
-    timings: Optional[Dict[str, float]] = None,
+    timings: Optional[dict[str, float]] = None,
 ) -> Csr:
     """Tensor-level :func:`jaccard_distance`: float32 ``[N, D]`` tensor in, :class:`Csr` out."""
     n = features.shape[0]
@@ -354,8 +372,9 @@ def jaccard_distance_tensors(
             v = _query_expansion(v, rank[:, :k2])
     with timer.stage("jaccard"):
         out = _jaccard_from_weights(v)
-    logger.debug("jaccard_distance: N=%d k1=%d k2=%d nnz=%d timings=%s", n, k1, k2, out.nnz,
-                 timer.seconds)
+    logger.debug(
+        "jaccard_distance: N=%d k1=%d k2=%d nnz=%d timings=%s", n, k1, k2, out.nnz, timer.seconds
+    )
     return out
 
 
@@ -366,7 +385,7 @@ def jaccard_distance(
     *,
     backend: Backend = "auto",
     candidates: Candidates = "auto",
-    timings: Optional[Dict[str, float]] = None,
+    timings: Optional[dict[str, float]] = None,
 ):
     """Sparse k-reciprocal Jaccard distance between all samples (SPEC section 4).
 
@@ -396,12 +415,13 @@ def jaccard_distance(
     """
     kind = array_kind(features=features)
     x = as_features(features, "features").to(kind.device)
-    out = jaccard_distance_tensors(x, k1, k2, backend=backend, candidates=candidates,
-                                   timings=timings)
+    out = jaccard_distance_tensors(
+        x, k1, k2, backend=backend, candidates=candidates, timings=timings
+    )
     return out.to_scipy() if kind.is_numpy else out.to_torch()
 
 
-# ----------------------------------------------------------------------------- evaluation re-ranking
+# -------------------------------------------------------------------------- evaluation re-ranking
 
 
 def _smallest_with_index_ties(d: torch.Tensor, k: int) -> torch.Tensor:
@@ -492,9 +512,9 @@ class _FeatureDistances:
         out = torch.empty(rows.numel(), dtype=torch.float32, device=rows.device)
         step = max(1, (1 << 22) // max(1, self.x.shape[1]))
         for start in range(0, rows.numel(), step):
-            r, c = rows[start:start + step], cols[start:start + step]
+            r, c = rows[start : start + step], cols[start : start + step]
             d = self.sq[r] + self.sq[c] - 2 * (self.x[r] * self.x[c]).sum(1)
-            out[start:start + step] = d.clamp_min_(0)
+            out[start : start + step] = d.clamp_min_(0)
         return out / self.col_max[rows]
 
 
@@ -514,8 +534,7 @@ def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
         v = _query_expansion(v, rank[:, :k2])
     jaccard = torch.ones(q, dist.num_gallery, dtype=torch.float32, device=device)
     query_rows = torch.arange(q, device=device)
-    for i, j, m in _min_sums_upper(v, rows_subset=query_rows, upper_only=False,
-                                   column_offset=q):
+    for i, j, m in _min_sums_upper(v, rows_subset=query_rows, upper_only=False, column_offset=q):
         jaccard[i, j - q] = 1 - m / (2 - m)
     original = dist.rows(0, q)[:, q:]
     return jaccard * (1 - lambda_value) + original * lambda_value
@@ -525,8 +544,9 @@ def _check_rerank_params(k1: int, k2: int, lambda_value: float, total: int) -> N
     _check_int("k1", k1)
     _check_int("k2", k2)
     if k1 < 1 or k1 >= total:
-        raise ValueError(f"k1 must be in [1, {total - 1}] for {total} query+gallery samples, "
-                         f"got {k1}")
+        raise ValueError(
+            f"k1 must be in [1, {total - 1}] for {total} query+gallery samples, got {k1}"
+        )
     if not 1 <= k2 <= k1 + 1:
         raise ValueError(f"k2 must be in [1, k1 + 1], got {k2}")
     if not 0.0 <= float(lambda_value) <= 1.0:
@@ -599,8 +619,9 @@ def k_reciprocal_rerank_features(
     q = as_features(query_features, "query_features").to(kind.device)
     g = as_features(gallery_features, "gallery_features").to(kind.device)
     if q.shape[1] != g.shape[1]:
-        raise ValueError(f"query_features have width {q.shape[1]} but gallery_features have "
-                         f"width {g.shape[1]}")
+        raise ValueError(
+            f"query_features have width {q.shape[1]} but gallery_features have width {g.shape[1]}"
+        )
 
     _check_rerank_params(k1, k2, lambda_value, q.shape[0] + g.shape[0])
     dist = _FeatureDistances(q, g)

@@ -23,7 +23,9 @@ def test_torch_kind_keeps_device():
 def test_mixing_is_rejected_with_names():
     with pytest.raises(TypeError, match="a is numpy, b is torch"):
         array_kind(a=np.zeros(1), b=torch.zeros(1))
-    with pytest.raises(TypeError, match="x must be a numpy.ndarray or a torch.Tensor, got builtins.list"):
+    with pytest.raises(
+        TypeError, match="x must be a numpy.ndarray or a torch.Tensor, got builtins.list"
+    ):
         array_kind(x=[1, 2])
 
 
@@ -61,7 +63,9 @@ def test_as_features_errors():
         as_features(np.ones((2, 3)), "f", width=4)
     x = np.ones((10, 2))
     x[[1, 4, 6, 7, 8, 9], 0] = np.nan
-    with pytest.raises(ValueError, match=r"NaN or inf in 6 of 10 rows \(rows 1, 4, 6, 7, 8, \.\.\.\)"):
+    with pytest.raises(
+        ValueError, match=r"NaN or inf in 6 of 10 rows \(rows 1, 4, 6, 7, 8, \.\.\.\)"
+    ):
         as_features(x, "f")
 
 
@@ -71,5 +75,7 @@ def test_labels_and_indices():
         as_labels(np.array([0.5]), "y")
     with pytest.raises(ValueError, match="length 2, expected 3"):
         as_labels(np.zeros(2, np.int64), "y", length=3)
-    with pytest.raises(ValueError, match=r"must lie in \[0, 5\), got out-of-range values \[-1, 7\]"):
+    with pytest.raises(
+        ValueError, match=r"must lie in \[0, 5\), got out-of-range values \[-1, 7\]"
+    ):
         as_index(np.array([0, 7, -1]), "idx", upper=5)

@@ -75,8 +75,9 @@ def test_votes_are_the_winning_counts(fx):
 
 def test_direction_agnostic(fx):
     # IR -> RGB: associate IR samples with RGB clusters
-    labels = CRA()(fx["deep_ir"], fx["shallow_ir"], fx["deep_rgb"], fx["shallow_rgb"],
-                   fx["rgb_labels"])
+    labels = CRA()(
+        fx["deep_ir"], fx["shallow_ir"], fx["deep_rgb"], fx["shallow_rgb"], fx["rgb_labels"]
+    )
     assert labels.shape == (400,)
     assert set(np.unique(labels)) <= set(np.unique(fx["rgb_labels"]))
 
@@ -84,16 +85,23 @@ def test_direction_agnostic(fx):
 def test_association_is_mostly_correct_on_the_fixture(fx):
     labels = CRA()(*args(fx))
     ir_ids, rgb_ids = fx["true_ir_ids"], fx["true_rgb_ids"]
-    majority = {c: np.bincount(ir_ids[fx["ir_labels"] == c]).argmax()
-                for c in np.unique(fx["ir_labels"]) if c >= 0}
+    majority = {
+        c: np.bincount(ir_ids[fx["ir_labels"] == c]).argmax()
+        for c in np.unique(fx["ir_labels"])
+        if c >= 0
+    }
     assigned = labels >= 0
     correct = np.array([majority[c] == t for c, t in zip(labels[assigned], rgb_ids[assigned])])
     assert correct.mean() > 0.8
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10**6), ids=st.integers(3, 8), topk=st.integers(1, 8),
-       smooth_k=st.integers(1, 6))
+@given(
+    seed=st.integers(0, 10**6),
+    ids=st.integers(3, 8),
+    topk=st.integers(1, 8),
+    smooth_k=st.integers(1, 6),
+)
 def test_permutation_equivariance(seed, ids, topk, smooth_k):
     f = make_two_modality_features(ids, 6, 5, dim=16, seed=seed)
     rng = np.random.default_rng(seed)
@@ -101,12 +109,22 @@ def test_permutation_equivariance(seed, ids, topk, smooth_k):
     tgt_labels[rng.random(len(tgt_labels)) < 0.2] = -1
     tgt_labels[0] = 0
     cra = CRA(topk=topk, smooth_k=smooth_k)
-    base = cra(f.deep_rgb.numpy(), f.shallow_rgb.numpy(), f.deep_ir.numpy(),
-               f.shallow_ir.numpy(), tgt_labels)
+    base = cra(
+        f.deep_rgb.numpy(),
+        f.shallow_rgb.numpy(),
+        f.deep_ir.numpy(),
+        f.shallow_ir.numpy(),
+        tgt_labels,
+    )
     ps = rng.permutation(len(f.deep_rgb))
     pt = rng.permutation(len(f.deep_ir))
-    permuted = cra(f.deep_rgb.numpy()[ps], f.shallow_rgb.numpy()[ps], f.deep_ir.numpy()[pt],
-                   f.shallow_ir.numpy()[pt], tgt_labels[pt])
+    permuted = cra(
+        f.deep_rgb.numpy()[ps],
+        f.shallow_rgb.numpy()[ps],
+        f.deep_ir.numpy()[pt],
+        f.shallow_ir.numpy()[pt],
+        tgt_labels[pt],
+    )
     # equal up to tie-breaking between exactly equal similarities (measure-zero here)
     np.testing.assert_array_equal(permuted, base[ps])
     assert ((base >= -1) & (base <= tgt_labels.max())).all()

@@ -22,24 +22,46 @@ def load(name):
 def test_association_speed_smoke(tmp_path, capsys):
     bench = load("association_speed")
     out = tmp_path / "speed.json"
-    payload = bench.main(["--sysu-rgb", "700", "--sysu-ir", "400", "--sizes", "500",
-                          "--out", str(out)])
+    payload = bench.main(
+        ["--sysu-rgb", "700", "--sysu-ir", "400", "--sizes", "500", "--out", str(out)]
+    )
     printed = capsys.readouterr().out
     assert "toolkit / kNN floor" in printed and "dense baseline / toolkit" in printed
     data = json.loads(out.read_text())
     assert data["sysu"]["summary"]["toolkit_over_floor"] > 0
     stages = data["sysu"]["toolkit_rgb"]["stages"]
-    assert set(stages) == {"knn", "reciprocal_expansion", "weights", "query_expansion",
-                           "jaccard", "dbscan"}
+    assert set(stages) == {
+        "knn",
+        "reciprocal_expansion",
+        "weights",
+        "query_expansion",
+        "jaccard",
+        "dbscan",
+    }
     assert payload["pipeline"]["summary"]["stage"] == 2
 
 
 @pytest.mark.slow
 def test_association_quality_smoke(tmp_path):
     bench = load("association_quality")
-    table = bench.main(["--gaps", "0.5", "--noises", "1.0", "--identities", "12",
-                        "--rgb-per-id", "8", "--ir-per-id", "6", "--seeds", "0",
-                        "--out", str(tmp_path / "quality.json")])
+    table = bench.main(
+        [
+            "--gaps",
+            "0.5",
+            "--noises",
+            "1.0",
+            "--identities",
+            "12",
+            "--rgb-per-id",
+            "8",
+            "--ir-per-id",
+            "6",
+            "--seeds",
+            "0",
+            "--out",
+            str(tmp_path / "quality.json"),
+        ]
+    )
     entry = table[0]
     for method in bench.METHODS:
         assert 0 <= entry[method]["accuracy"] <= 1

@@ -80,8 +80,13 @@ def test_missing_distance_inf_gives_sklearn_sparse_semantics():
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 40), density=st.floats(0.02, 0.6), eps=st.floats(0.05, 0.95),
-       min_samples=st.integers(1, 6), seed=st.integers(0, 10**6))
+@given(
+    n=st.integers(1, 40),
+    density=st.floats(0.02, 0.6),
+    eps=st.floats(0.05, 0.95),
+    min_samples=st.integers(1, 6),
+    seed=st.integers(0, 10**6),
+)
 def test_identical_to_sklearn_on_random_symmetric_graphs(n, density, eps, min_samples, seed):
     rng = np.random.default_rng(seed)
     values = rng.random((n, n))

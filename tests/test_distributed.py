@@ -176,6 +176,7 @@ def rank_results(tmp_path_factory):
     pytest.fail(f"distributed workers failed:\n{last_error}")
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_helpers_across_two_gloo_ranks(rank_results):
     for rank, results in enumerate(rank_results):
@@ -190,6 +191,7 @@ def test_helpers_across_two_gloo_ranks(rank_results):
         assert results["broadcast_object"] == {"rank": 0, "list": [0]}
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("kind", ["mean", "hard", "instance", "pair_deep", "pair_shallow"])
 def test_memories_identical_across_ranks_and_equal_single_process(rank_results, kind):

@@ -18,6 +18,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_custom_loop_trains_two_epochs_with_a_foreign_backbone(capsys):
     history = _load("custom_loop").main(["--epochs", "2", "--iters", "3"])
     assert [record["stage"] for record in history] == [1, 2]
@@ -30,6 +31,7 @@ def test_custom_loop_stays_short():
     assert len((EXAMPLES / "custom_loop.py").read_text().splitlines()) <= 150
 
 
+@pytest.mark.slow
 def test_lightning_module_trains_two_epochs():
     pytest.importorskip("pytorch_lightning")
     metrics = _load("lightning_sdcl").main(["--epochs", "2", "--iters", "3"])

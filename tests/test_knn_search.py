@@ -113,8 +113,11 @@ def _close_up_to_near_ties(idx, ref_idx, ref_scores, tol=1e-5):
 def test_bfloat16_candidates_give_the_exact_float32_result():
     rng = np.random.default_rng(2)
     centres = unit(rng.normal(size=(30, 256)))
-    x = unit((centres[rng.integers(0, 30, 900)] + 0.8 * rng.normal(size=(900, 256)) / 16)
-             .astype(np.float32))
+    x = unit(
+        (centres[rng.integers(0, 30, 900)] + 0.8 * rng.normal(size=(900, 256)) / 16).astype(
+            np.float32
+        )
+    )
     s32, i32 = knn(x, x, 12, candidates="float32")
     s16, i16 = knn(x, x, 12, candidates="bfloat16")
     np.testing.assert_allclose(s16, s32, atol=2e-6)

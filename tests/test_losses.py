@@ -159,7 +159,10 @@ def test_alias():
 )
 def test_matches_literal_reference(batch, query_rows, target_rows, homogeneous, threshold, seed):
     g = torch.Generator().manual_seed(seed)
-    unit = lambda n, d: F.normalize(torch.randn(n, d, generator=g), dim=1)  # noqa: E731
+
+    def unit(n, d):
+        return F.normalize(torch.randn(n, d, generator=g), dim=1)
+
     qd, qs = unit(query_rows, 8), unit(query_rows, 6)
     td, ts = (qd, qs) if homogeneous else (unit(target_rows, 8), unit(target_rows, 6))
     deep, shallow = torch.randn(batch, 8, generator=g) * 3, torch.randn(batch, 6, generator=g)
@@ -178,6 +181,7 @@ def test_matches_literal_reference(batch, query_rows, target_rows, homogeneous, 
         assert bool(result.mask[torch.arange(batch), indices].all())
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(scale=st.floats(min_value=1e-2, max_value=1e2), seed=st.integers(0, 2**16))
 def test_invariant_to_feature_scale_and_masks_ignore_online_features(scale, seed):
@@ -198,9 +202,7 @@ def test_explicit_same_targets_equal_homogeneous(cnl_fixture, banks):
     deep, shallow = online(cnl_fixture)
     idx = torch.from_numpy(cnl_fixture["indices"])
     hom = CNL()(deep, shallow, idx, banks["src_deep"], banks["src_shallow"])
-    explicit = CNL()(
-        deep, shallow, idx, *(banks[k] for k in ("src_deep", "src_shallow") * 2)
-    )
+    explicit = CNL()(deep, shallow, idx, *(banks[k] for k in ("src_deep", "src_shallow") * 2))
     assert torch.equal(hom.deep, explicit.deep) and torch.equal(hom.mask, explicit.mask)
 
 
@@ -216,8 +218,9 @@ def test_no_gradient_reaches_memories_and_autocast_is_float32(cnl_fixture, banks
 
 
 def test_weighted():
-    loss = NeighborLoss(torch.tensor(2.0), torch.tensor(4.0), torch.ones(1, 1, dtype=torch.bool),
-                        torch.tensor([2]))
+    loss = NeighborLoss(
+        torch.tensor(2.0), torch.tensor(4.0), torch.ones(1, 1, dtype=torch.bool), torch.tensor([2])
+    )
     assert loss.weighted(0.1, 0.05).item() == pytest.approx(0.4)
 
 
@@ -280,8 +283,13 @@ def test_shallow_deep_errors():
         outlier = torch.tensor([0, -1, 2])
         sdc(torch.randn(3, 8), torch.randn(3, 6), outlier, deep_memory, shallow_memory)
     with pytest.raises(ValueError, match="5 clusters but shallow_memory has 4"):
-        sdc(torch.randn(3, 8), torch.randn(3, 6), labels, deep_memory,
-            ClusterMemory.from_centroids(torch.randn(4, 6)))
+        sdc(
+            torch.randn(3, 8),
+            torch.randn(3, 6),
+            labels,
+            deep_memory,
+            ClusterMemory.from_centroids(torch.randn(4, 6)),
+        )
     with pytest.raises(TypeError, match="ClusterMemory"):
         sdc(torch.randn(3, 8), torch.randn(3, 6), labels, deep_memory, InstanceMemory(4, 6))
 
@@ -317,7 +325,9 @@ def test_official_weights():
 @pytest.mark.parametrize("direction", [Direction.RGB_TO_IR, Direction.IR_TO_RGB])
 def test_combine_reproduces_official_total(stage, direction):
     # the official trainer's expression, with its per-term lambdas folded in
-    t = lambda v: torch.tensor(float(v))  # noqa: E731
+    def t(v):
+        return torch.tensor(float(v))
+
     m = torch.ones(1, 1, dtype=torch.bool)
     loss_ir, loss_rgb, loss_ir_s, loss_rgb_s = t(1.1), t(1.3), t(1.7), t(1.9)
     ir_ir, ir_ir_s, rgb_rgb, rgb_rgb_s = t(2.0), t(3.0), t(5.0), t(7.0)
@@ -330,12 +340,16 @@ def test_combine_reproduces_official_total(stage, direction):
     else:
         het_terms = lam_d * het_d + lam_s * het_s
     hom_scale, het_scale = (1.0, 0.5) if stage == 1 else (0.1, 0.1)
-    official = (loss_ir + loss_rgb + loss_rgb_s + loss_ir_s) + hom_scale * (
-        ir_ir_w + rgb_rgb_w + ir_ir_s_w + rgb_rgb_s_w
-    ) + het_scale * het_terms
+    official = (
+        (loss_ir + loss_rgb + loss_rgb_s + loss_ir_s)
+        + hom_scale * (ir_ir_w + rgb_rgb_w + ir_ir_s_w + rgb_rgb_s_w)
+        + het_scale * het_terms
+    )
 
-    contrast = [ShallowDeepLoss(loss_ir + loss_ir_s, loss_ir, loss_ir_s),
-                ShallowDeepLoss(loss_rgb + loss_rgb_s, loss_rgb, loss_rgb_s)]
+    contrast = [
+        ShallowDeepLoss(loss_ir + loss_ir_s, loss_ir, loss_ir_s),
+        ShallowDeepLoss(loss_rgb + loss_rgb_s, loss_rgb, loss_rgb_s),
+    ]
     homogeneous = [
         NeighborLoss(ir_ir, ir_ir_s, m, m.sum(1)),
         NeighborLoss(rgb_rgb, rgb_rgb_s, m, m.sum(1)),

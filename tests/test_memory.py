@@ -53,7 +53,7 @@ def reference_mean_update(centroids, features, labels, momentum):
 def reference_hard_update(centroids, features, labels, momentum):
     bank = centroids.clone()
     x = F.normalize(features.float(), dim=1)
-    for y in sorted(set(int(v) for v in labels)):
+    for y in sorted({int(v) for v in labels}):
         members = [i for i in range(x.shape[0]) if int(labels[i]) == y]
         sims = [float(x[i] @ centroids[y]) for i in members]
         chosen = members[int(np.argmin(sims))]
@@ -107,8 +107,9 @@ def test_fixture_modes_differ(memory_fixture):
 def test_instance_update_matches_official(memory_fixture):
     indices = memory_fixture["instance_indices"]
     assert len(set(indices.tolist())) < len(indices)  # the fixture holds repeats
-    memory = InstanceMemory(*memory_fixture["instance_bank"].shape,
-                            momentum=float(memory_fixture["instance_momentum"]))
+    memory = InstanceMemory(
+        *memory_fixture["instance_bank"].shape, momentum=float(memory_fixture["instance_momentum"])
+    )
     memory.bank.copy_(torch.from_numpy(memory_fixture["instance_bank"]))
     memory.update(torch.from_numpy(memory_fixture["instance_inputs"]), torch.from_numpy(indices))
     np.testing.assert_allclose(
@@ -117,9 +118,7 @@ def test_instance_update_matches_official(memory_fixture):
 
 
 def test_loss_from_numpy_built_memory(memory_fixture):
-    memory = ClusterMemory.from_centroids(
-        memory_fixture["centroids"], temp=0.05, momentum=0.2
-    )
+    memory = ClusterMemory.from_centroids(memory_fixture["centroids"], temp=0.05, momentum=0.2)
     loss = memory(torch.from_numpy(memory_fixture["inputs"]), memory_fixture["targets"])
     np.testing.assert_allclose(loss.item(), float(memory_fixture["loss"]), rtol=RTOL)
 

@@ -313,8 +313,11 @@ def test_torch_numpy_and_dtypes_agree():
     dist = dist / dist.max()
     reference = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams)
     as_torch = evaluate_rank(
-        torch.from_numpy(dist), torch.from_numpy(q_pids), torch.from_numpy(g_pids),
-        torch.from_numpy(q_cams), torch.from_numpy(g_cams),
+        torch.from_numpy(dist),
+        torch.from_numpy(q_pids),
+        torch.from_numpy(g_pids),
+        torch.from_numpy(q_cams),
+        torch.from_numpy(g_cams),
     )
     assert as_torch == reference
     mixed = evaluate_rank(torch.from_numpy(dist), list(q_pids), g_pids, q_cams, g_cams)
@@ -397,14 +400,23 @@ def test_max_rank_beyond_gallery_keeps_final_value():
 )
 def test_bad_input(kwargs, error, match):
     args = dict(
-        distmat=np.zeros((2, 3)), q_pids=[0, 1], g_pids=[0, 1, 1],
-        q_camids=[3, 6], g_camids=[1, 2, 4], protocol="sysu",
+        distmat=np.zeros((2, 3)),
+        q_pids=[0, 1],
+        g_pids=[0, 1, 1],
+        q_camids=[3, 6],
+        g_camids=[1, 2, 4],
+        protocol="sysu",
     )
     args.update(kwargs)
     with pytest.raises(error, match=match):
         evaluate_rank(
-            args["distmat"], args["q_pids"], args["g_pids"], args["q_camids"], args["g_camids"],
-            max_rank=args.get("max_rank", 20), protocol=args["protocol"],
+            args["distmat"],
+            args["q_pids"],
+            args["g_pids"],
+            args["q_camids"],
+            args["g_camids"],
+            max_rank=args.get("max_rank", 20),
+            protocol=args["protocol"],
         )
 
 

@@ -9,14 +9,28 @@ import numpy as np
 import pytest
 import torch
 
-from sdcl_toolkit import (CRA, ClusterMemory, InstanceMemory, PseudoLabeler, SDCLMemories,
-                          SDCLObjective, SDCLRecipe)
+from sdcl_toolkit import (
+    CRA,
+    ClusterMemory,
+    InstanceMemory,
+    PseudoLabeler,
+    SDCLMemories,
+    SDCLObjective,
+    SDCLRecipe,
+)
 from sdcl_toolkit.losses import Direction
 from sdcl_toolkit.objective import OFFICIAL_PART_NAMES, PART_NAMES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "train_step.npz"
-CASES = ("sysu_s1_even", "sysu_s1_odd", "sysu_s1_early", "sysu_s2_even", "sysu_s2_odd",
-         "regdb_s1_epoch0", "regdb_s2_even")
+CASES = (
+    "sysu_s1_even",
+    "sysu_s1_odd",
+    "sysu_s1_early",
+    "sysu_s2_even",
+    "sysu_s2_odd",
+    "regdb_s1_epoch0",
+    "regdb_s2_even",
+)
 LOSS_RTOL = 1e-5  # fixture README: losses and true gradients within 1e-5 relative
 MEMORY_ATOL = 1e-6  # memories after the step within 1e-6
 
@@ -24,13 +38,16 @@ MEMORY_ATOL = 1e-6  # memories after the step within 1e-6
 @pytest.fixture(scope="module")
 def steps():
     data = np.load(FIXTURE)
-    return {case: {key[len(case) + 1:]: data[key] for key in data.files
-                   if key.startswith(case + "_")} for case in CASES}
+    return {
+        case: {key[len(case) + 1 :]: data[key] for key in data.files if key.startswith(case + "_")}
+        for case in CASES
+    }
 
 
 def _cluster(centroids: np.ndarray, recipe: SDCLRecipe, momentum: float) -> ClusterMemory:
-    memory = ClusterMemory(centroids.shape[1], centroids.shape[0], temp=recipe.temp,
-                           momentum=momentum)
+    memory = ClusterMemory(
+        centroids.shape[1], centroids.shape[0], temp=recipe.temp, momentum=momentum
+    )
     memory.centroids = torch.from_numpy(centroids.copy())  # exactly the official rows
     return memory
 
@@ -51,12 +68,15 @@ def _objective(case: str, arrays) -> SDCLObjective:
         cluster_deep, cluster_shallow = {"rgb": deep, "ir": deep}, {"rgb": shallow, "ir": shallow}
     else:
         cluster_deep = {m: _cluster(arrays[f"cm_{m}"], recipe, momentum) for m in ("rgb", "ir")}
-        cluster_shallow = {m: _cluster(arrays[f"cm_{m}_s"], recipe, momentum)
-                           for m in ("rgb", "ir")}
+        cluster_shallow = {
+            m: _cluster(arrays[f"cm_{m}_s"], recipe, momentum) for m in ("rgb", "ir")
+        }
     memories = SDCLMemories(
-        cluster_deep, cluster_shallow,
+        cluster_deep,
+        cluster_shallow,
         {m: _instance(arrays[f"im_{m}"], recipe) for m in ("rgb", "ir")},
-        {m: _instance(arrays[f"im_{m}_s"], recipe) for m in ("rgb", "ir")})
+        {m: _instance(arrays[f"im_{m}_s"], recipe) for m in ("rgb", "ir")},
+    )
     return SDCLObjective(memories, recipe, epoch=epoch)
 
 
@@ -78,8 +98,10 @@ def test_the_recipe_gives_the_settings_of_the_official_step(case, steps):
 def test_loss_parts_and_gradients_match_the_official_step(case, steps):
     arrays = steps[case]
     objective = _objective(case, arrays)
-    leaves = {name: torch.tensor(arrays[f"f_{name}"], requires_grad=True)
-              for name in ("rgb", "ir", "rgb_s", "ir_s")}
+    leaves = {
+        name: torch.tensor(arrays[f"f_{name}"], requires_grad=True)
+        for name in ("rgb", "ir", "rgb_s", "ir_s")
+    }
     deep = torch.cat([leaves["rgb"], leaves["ir"]])
     shallow = torch.cat([leaves["rgb_s"], leaves["ir_s"]])
     labels = torch.from_numpy(np.concatenate([arrays["labels_rgb"], arrays["labels_ir"]]))
@@ -97,8 +119,13 @@ def test_loss_parts_and_gradients_match_the_official_step(case, steps):
     for name, leaf in leaves.items():
         expected = torch.from_numpy(arrays[f"grad_{name}_true"])
         scale = expected.abs().max().item()
-        torch.testing.assert_close(leaf.grad, expected, rtol=LOSS_RTOL,
-                                   atol=LOSS_RTOL * scale, msg=lambda m: f"{case} {name}: {m}")
+        torch.testing.assert_close(
+            leaf.grad,
+            expected,
+            rtol=LOSS_RTOL,
+            atol=LOSS_RTOL * scale,
+            msg=lambda m, name=name: f"{case} {name}: {m}",
+        )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -112,15 +139,22 @@ def test_memories_after_the_update_match_the_official_step(case, steps):
     objective.update(deep, shallow, labels, indices, arrays["f_rgb"].shape[0])
     memories = objective.memories
     for m in ("rgb", "ir"):
-        for suffix, cluster, instance in (("", memories.cluster_deep, memories.instance_deep),
-                                          ("_s", memories.cluster_shallow,
-                                           memories.instance_shallow)):
-            torch.testing.assert_close(cluster[m].centroids,
-                                       torch.from_numpy(arrays[f"cm_{m}{suffix}_after"]),
-                                       rtol=0, atol=MEMORY_ATOL)
-            torch.testing.assert_close(instance[m].bank,
-                                       torch.from_numpy(arrays[f"im_{m}{suffix}_after"]),
-                                       rtol=0, atol=MEMORY_ATOL)
+        for suffix, cluster, instance in (
+            ("", memories.cluster_deep, memories.instance_deep),
+            ("_s", memories.cluster_shallow, memories.instance_shallow),
+        ):
+            torch.testing.assert_close(
+                cluster[m].centroids,
+                torch.from_numpy(arrays[f"cm_{m}{suffix}_after"]),
+                rtol=0,
+                atol=MEMORY_ATOL,
+            )
+            torch.testing.assert_close(
+                instance[m].bank,
+                torch.from_numpy(arrays[f"im_{m}{suffix}_after"]),
+                rtol=0,
+                atol=MEMORY_ATOL,
+            )
 
 
 @pytest.mark.parametrize("case", ["sysu_s2_even", "sysu_s2_odd", "regdb_s2_even"])
@@ -132,18 +166,28 @@ def test_shared_memory_ir_first_would_not_match(case, steps):
     memories = objective.memories
     assert memories.shared
     n = arrays["f_rgb"].shape[0]
-    for feats, labels in ((arrays["f_ir"], arrays["labels_ir"]),
-                          (arrays["f_rgb"], arrays["labels_rgb"])):
+    for feats, labels in (
+        (arrays["f_ir"], arrays["labels_ir"]),
+        (arrays["f_rgb"], arrays["labels_rgb"]),
+    ):
         memories.cluster_deep["rgb"].update(torch.from_numpy(feats), labels)
-    difference = (memories.cluster_deep["rgb"].centroids
-                  - torch.from_numpy(arrays["cm_rgb_after"])).abs().max().item()
+    difference = (
+        (memories.cluster_deep["rgb"].centroids - torch.from_numpy(arrays["cm_rgb_after"]))
+        .abs()
+        .max()
+        .item()
+    )
     assert difference > 1e-3, n
 
 
 def test_schedule_follows_the_recipe():
     sysu, regdb = SDCLRecipe.sysu(), SDCLRecipe.regdb()
-    assert [sysu.heterogeneous_direction(e) for e in (0, 9, 10, 11)] == \
-        [None, None, "rgb_to_ir", "ir_to_rgb"]
+    assert [sysu.heterogeneous_direction(e) for e in (0, 9, 10, 11)] == [
+        None,
+        None,
+        "rgb_to_ir",
+        "ir_to_rgb",
+    ]
     assert regdb.homogeneous_active(0) is False and regdb.homogeneous_active(1) is True
     assert regdb.memory_momentum_for(0) == 0.99 and regdb.memory_momentum_for(1) == 0.1
     assert sysu.memory_momentum_for(0) == 0.1
@@ -178,8 +222,13 @@ def test_stage_and_memories_must_agree():
 def test_regdb_epoch_zero_has_no_neighbour_terms():
     generator = torch.Generator().manual_seed(1)
     objective = SDCLObjective(_tiny_memories(False, generator), SDCLRecipe.regdb(), epoch=0)
-    out = objective.loss(torch.randn(6, 8), torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2]),
-                         torch.arange(6), num_rgb=3)
+    out = objective.loss(
+        torch.randn(6, 8),
+        torch.randn(6, 8),
+        torch.tensor([0, 1, 2, 0, 1, 2]),
+        torch.arange(6),
+        num_rgb=3,
+    )
     contrast = sum(v for k, v in out.parts.items() if k.startswith("contrast"))
     assert out.total.item() == pytest.approx(contrast.item())
     assert out.direction is None and out.groups()["homogeneous"].item() == 0
@@ -192,8 +241,13 @@ def test_heterogeneous_direction_enters_the_loss():
     generator = torch.Generator().manual_seed(2)
     objective = SDCLObjective(_tiny_memories(False, generator), SDCLRecipe.sysu(), epoch=11)
     assert objective.direction is Direction.IR_TO_RGB
-    out = objective.loss(torch.randn(6, 8), torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2]),
-                         torch.arange(6), num_rgb=3)
+    out = objective.loss(
+        torch.randn(6, 8),
+        torch.randn(6, 8),
+        torch.tensor([0, 1, 2, 0, 1, 2]),
+        torch.arange(6),
+        num_rgb=3,
+    )
     assert out.parts["heterogeneous_ir_to_rgb_deep"].item() > 0
     assert out.parts["heterogeneous_rgb_to_ir_deep"].item() == 0
     groups = out.groups()
@@ -202,20 +256,28 @@ def test_heterogeneous_direction_enters_the_loss():
     assert out.total.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (dict(num_rgb=0), ValueError, "num_rgb"),
-    (dict(num_rgb=6), ValueError, "num_rgb"),
-    (dict(num_rgb=2.0), TypeError, "num_rgb"),
-    (dict(labels=torch.tensor([0, 1, 2])), ValueError, "labels"),
-    (dict(indices=torch.tensor([0, 1, 2, 3, 4, 99])), ValueError, "indices"),
-    (dict(labels=torch.tensor([0, 1, 2, 0, 1, 7])), ValueError, "labels"),
-    (dict(labels=[0, 1, 2, 0, 1, 2]), TypeError, "labels"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (dict(num_rgb=0), ValueError, "num_rgb"),
+        (dict(num_rgb=6), ValueError, "num_rgb"),
+        (dict(num_rgb=2.0), TypeError, "num_rgb"),
+        (dict(labels=torch.tensor([0, 1, 2])), ValueError, "labels"),
+        (dict(indices=torch.tensor([0, 1, 2, 3, 4, 99])), ValueError, "indices"),
+        (dict(labels=torch.tensor([0, 1, 2, 0, 1, 7])), ValueError, "labels"),
+        (dict(labels=[0, 1, 2, 0, 1, 2]), TypeError, "labels"),
+    ],
+)
 def test_bad_batches_are_clear_errors(bad, error, match):
     generator = torch.Generator().manual_seed(3)
     objective = SDCLObjective(_tiny_memories(False, generator), SDCLRecipe.sysu(), epoch=12)
-    args = dict(deep=torch.randn(6, 8), shallow=torch.randn(6, 8),
-                labels=torch.tensor([0, 1, 2, 0, 1, 2]), indices=torch.arange(6), num_rgb=3)
+    args = dict(
+        deep=torch.randn(6, 8),
+        shallow=torch.randn(6, 8),
+        labels=torch.tensor([0, 1, 2, 0, 1, 2]),
+        indices=torch.arange(6),
+        num_rgb=3,
+    )
     args.update(bad)
     with pytest.raises(error, match=match):
         objective.loss(**args)

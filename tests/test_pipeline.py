@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from sdcl_toolkit import (CRA, PseudoLabeler, PseudoLabels, SDCLRecipe, cluster_centroids,
-                          dbscan_pseudo_labels, jaccard_distance)
+from sdcl_toolkit import (
+    CRA,
+    PseudoLabeler,
+    PseudoLabels,
+    SDCLRecipe,
+    cluster_centroids,
+    dbscan_pseudo_labels,
+    jaccard_distance,
+)
 from sdcl_toolkit.data.clustered_features import make_two_modality_features
 
 
@@ -22,6 +29,7 @@ def own_labels(deep, shallow, k1, eps=0.6):
     return dbscan_pseudo_labels(jaccard_distance(z, k1, 6), eps, 4)
 
 
+@pytest.mark.slow
 def test_stage1_equals_composing_the_parts(feats):
     d_rgb, s_rgb, d_ir, s_ir = feats
     result = PseudoLabeler()(d_rgb, s_rgb, d_ir, s_ir, stage=1)
@@ -33,13 +41,16 @@ def test_stage1_equals_composing_the_parts(feats):
     np.testing.assert_array_equal(result.rgb.kept, rgb != -1)
     assert result.rgb.num_clusters == rgb.max() + 1 == result.rgb.num_classes
     assert result.ir.num_outliers == (ir == -1).sum()
-    np.testing.assert_allclose(result.deep_centroids["rgb"], cluster_centroids(d_rgb, rgb),
-                               atol=1e-6)
-    np.testing.assert_allclose(result.shallow_centroids["ir"], cluster_centroids(s_ir, ir),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        result.deep_centroids["rgb"], cluster_centroids(d_rgb, rgb), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        result.shallow_centroids["ir"], cluster_centroids(s_ir, ir), atol=1e-6
+    )
     assert result.cra is None and np.isnan(result.associated_fraction)
 
 
+@pytest.mark.slow
 def test_stage2_uses_cra_and_shared_centroids(feats):
     d_rgb, s_rgb, d_ir, s_ir = feats
     result = PseudoLabeler()(d_rgb, s_rgb, d_ir, s_ir, stage=2)
@@ -64,6 +75,7 @@ def test_stage2_uses_cra_and_shared_centroids(feats):
     assert {"jaccard_rgb", "dbscan_ir", "cra", "centroids"} <= set(summary["seconds"])
 
 
+@pytest.mark.slow
 def test_torch_inputs_give_torch_outputs(feats):
     tensors = [torch.from_numpy(a) for a in feats]
     result = PseudoLabeler()(*tensors, stage=2)
@@ -75,8 +87,15 @@ def test_torch_inputs_give_torch_outputs(feats):
 
 
 def _settings(labeler):
-    return (labeler.eps, labeler.min_samples, labeler.k1, labeler.k2, labeler.stage2_rgb_k1,
-            labeler.cra.topk, labeler.cra.smooth_k)
+    return (
+        labeler.eps,
+        labeler.min_samples,
+        labeler.k1,
+        labeler.k2,
+        labeler.stage2_rgb_k1,
+        labeler.cra.topk,
+        labeler.cra.smooth_k,
+    )
 
 
 def test_for_dataset_uses_official_values():
@@ -89,8 +108,15 @@ def test_for_dataset_uses_official_values():
     regdb = PseudoLabeler.for_dataset("regdb", k1=20)
     assert regdb.eps == 0.3 and regdb.k1 == 20 and regdb.stage2_rgb_k1 == 30
     assert regdb.cra.topk == 10
-    assert _settings(PseudoLabeler.from_recipe(SDCLRecipe.sysu_4gpu())) == \
-        (0.6, 4, 30, 6, 15, 20, 5)
+    assert _settings(PseudoLabeler.from_recipe(SDCLRecipe.sysu_4gpu())) == (
+        0.6,
+        4,
+        30,
+        6,
+        15,
+        20,
+        5,
+    )
     with pytest.raises(ValueError, match="unknown dataset"):
         PseudoLabeler.for_dataset("market")
 

@@ -20,24 +20,72 @@ from sdcl_toolkit.recipe import OFFICIAL_SYSU, RECIPE_FIELDS
 # The official values, written out once more on purpose: a wrong value in the recipe fails
 # here loudly. Sources: yangbincv/SDCL @ 6033332 (see SDCLRecipe.source for file:line).
 SYSU = dict(
-    epochs=50, cmlabel=30, homogeneous_start=0, heterogeneous_start=10, iters_stage1=200,
-    iters_stage2=100, batch_rgb=128, batch_ir=128, num_instances=16, lr=3.5e-4,
-    weight_decay=5e-4, sgd_momentum=0.9, step_size=20, gamma=0.1, eps=0.6, min_samples=4,
-    k1=30, k2=6, stage2_rgb_k1=15, cra_topk=20, cra_smooth_k=5, cluster_flip=True, temp=0.05,
-    memory_momentum=0.1, first_epoch_memory_momentum=None, stage2_memory_momentum=0.1,
-    memory_mode="mean", instance_momentum=0.9, lambda_shallow=1.0, cnl_threshold=0.9,
-    cnl_temp=0.05, homogeneous_deep=1.0, homogeneous_shallow=0.5, rgb_to_ir_deep=0.1,
-    rgb_to_ir_shallow=0.05, ir_to_rgb_deep=1.0, ir_to_rgb_shallow=0.5, stage1_homogeneous=1.0,
-    stage1_heterogeneous=0.5, stage2_homogeneous=0.1, stage2_heterogeneous=0.1,
-    model="vit_base", height=288, width=144, drop_path_rate=0.1,
-    checkpoint="vit_base_ics_cfs_lup.pth", checkpoint_grid=(16, 8), norm_groups=2,
-    aug_jitter=0.5, aug_hue=0.5, aug_padding=10, aug_erasing=0.5,
+    epochs=50,
+    cmlabel=30,
+    homogeneous_start=0,
+    heterogeneous_start=10,
+    iters_stage1=200,
+    iters_stage2=100,
+    batch_rgb=128,
+    batch_ir=128,
+    num_instances=16,
+    lr=3.5e-4,
+    weight_decay=5e-4,
+    sgd_momentum=0.9,
+    step_size=20,
+    gamma=0.1,
+    eps=0.6,
+    min_samples=4,
+    k1=30,
+    k2=6,
+    stage2_rgb_k1=15,
+    cra_topk=20,
+    cra_smooth_k=5,
+    cluster_flip=True,
+    temp=0.05,
+    memory_momentum=0.1,
+    first_epoch_memory_momentum=None,
+    stage2_memory_momentum=0.1,
+    memory_mode="mean",
+    instance_momentum=0.9,
+    lambda_shallow=1.0,
+    cnl_threshold=0.9,
+    cnl_temp=0.05,
+    homogeneous_deep=1.0,
+    homogeneous_shallow=0.5,
+    rgb_to_ir_deep=0.1,
+    rgb_to_ir_shallow=0.05,
+    ir_to_rgb_deep=1.0,
+    ir_to_rgb_shallow=0.5,
+    stage1_homogeneous=1.0,
+    stage1_heterogeneous=0.5,
+    stage2_homogeneous=0.1,
+    stage2_heterogeneous=0.1,
+    model="vit_base",
+    height=288,
+    width=144,
+    drop_path_rate=0.1,
+    checkpoint="vit_base_ics_cfs_lup.pth",
+    checkpoint_grid=(16, 8),
+    norm_groups=2,
+    aug_jitter=0.5,
+    aug_hue=0.5,
+    aug_padding=10,
+    aug_erasing=0.5,
 )
-REGDB = {**SYSU, "epochs": 30, "cmlabel": 20, "homogeneous_start": 1, "iters_stage1": 50,
-         "iters_stage2": 50, "eps": 0.3, "stage2_rgb_k1": 30, "cra_topk": 10,
-         "first_epoch_memory_momentum": 0.99}
-SYSU_4GPU = {**SYSU, "batch_rgb": 112, "num_instances": 4, "homogeneous_start": 1,
-             "norm_groups": 4}
+REGDB = {
+    **SYSU,
+    "epochs": 30,
+    "cmlabel": 20,
+    "homogeneous_start": 1,
+    "iters_stage1": 50,
+    "iters_stage2": 50,
+    "eps": 0.3,
+    "stage2_rgb_k1": 30,
+    "cra_topk": 10,
+    "first_epoch_memory_momentum": 0.99,
+}
+SYSU_4GPU = {**SYSU, "batch_rgb": 112, "num_instances": 4, "homogeneous_start": 1, "norm_groups": 4}
 PRESETS = {"sysu": SYSU, "regdb": REGDB, "sysu_4gpu": SYSU_4GPU}
 
 
@@ -77,16 +125,24 @@ def test_replace_marks_the_recipe_modified():
         SDCLRecipe.sysu().source("kone")
 
 
-@pytest.mark.parametrize("changes, match", [
-    (dict(lr=math.nan), "lr"), (dict(gamma=-1.0), "gamma"), (dict(cnl_threshold=math.nan),
-                                                             "cnl_threshold"),
-    (dict(cra_topk=0), "cra_topk"), (dict(eps=1.5), "eps"), (dict(memory_mode="max"),
-                                                             "memory_mode"),
-    (dict(batch_ir=100), "batch_ir=100"), (dict(temp=0.0), "temp"), (dict(k1=2.5), "k1"),
-    (dict(first_epoch_memory_momentum=1.5), "first_epoch"), (dict(homogeneous_deep=-1.0),
-                                                             "homogeneous_deep"),
-    (dict(cmlabel=True), "cmlabel"), (dict(checkpoint_grid=(16,)), "checkpoint_grid"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(lr=math.nan), "lr"),
+        (dict(gamma=-1.0), "gamma"),
+        (dict(cnl_threshold=math.nan), "cnl_threshold"),
+        (dict(cra_topk=0), "cra_topk"),
+        (dict(eps=1.5), "eps"),
+        (dict(memory_mode="max"), "memory_mode"),
+        (dict(batch_ir=100), "batch_ir=100"),
+        (dict(temp=0.0), "temp"),
+        (dict(k1=2.5), "k1"),
+        (dict(first_epoch_memory_momentum=1.5), "first_epoch"),
+        (dict(homogeneous_deep=-1.0), "homogeneous_deep"),
+        (dict(cmlabel=True), "cmlabel"),
+        (dict(checkpoint_grid=(16,)), "checkpoint_grid"),
+    ],
+)
 def test_invalid_values_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
         SDCLRecipe.sysu().replace(**changes)
@@ -116,8 +172,7 @@ def test_component_defaults_are_the_recipes():
     cnl = CNL()
     assert (cnl.threshold, cnl.temp) == (r.cnl_threshold, r.cnl_temp)
     memory = ClusterMemory(4, 3)
-    assert (memory.temp, memory.momentum, memory.mode) == (r.temp, r.memory_momentum,
-                                                           r.memory_mode)
+    assert (memory.temp, memory.momentum, memory.mode) == (r.temp, r.memory_momentum, r.memory_mode)
     assert InstanceMemory(3, 4).momentum == r.instance_momentum
     cra = CRA()
     assert (cra.topk, cra.smooth_k) == (r.cra_topk, r.cra_smooth_k)
@@ -125,21 +180,39 @@ def test_component_defaults_are_the_recipes():
     assert heterogeneous_direction(r.heterogeneous_start - 1) is None
     assert heterogeneous_direction(r.heterogeneous_start) is not None
     labeler = PseudoLabeler()
-    assert (labeler.eps, labeler.k1, labeler.k2, labeler.stage2_rgb_k1) == \
-        (r.eps, r.k1, r.k2, r.stage2_rgb_k1)
+    assert (labeler.eps, labeler.k1, labeler.k2, labeler.stage2_rgb_k1) == (
+        r.eps,
+        r.k1,
+        r.k2,
+        r.stage2_rgb_k1,
+    )
     for stage in (1, 2):
         weights = SDCLLossWeights.official(stage)
         assert (weights.homogeneous, weights.heterogeneous) == r.group_weights(stage)
-        assert (weights.rgb_to_ir_deep, weights.rgb_to_ir_shallow, weights.ir_to_rgb_deep,
-                weights.ir_to_rgb_shallow, weights.homogeneous_deep,
-                weights.homogeneous_shallow) == (r.rgb_to_ir_deep, r.rgb_to_ir_shallow,
-                                                 r.ir_to_rgb_deep, r.ir_to_rgb_shallow,
-                                                 r.homogeneous_deep, r.homogeneous_shallow)
+        assert (
+            weights.rgb_to_ir_deep,
+            weights.rgb_to_ir_shallow,
+            weights.ir_to_rgb_deep,
+            weights.ir_to_rgb_shallow,
+            weights.homogeneous_deep,
+            weights.homogeneous_shallow,
+        ) == (
+            r.rgb_to_ir_deep,
+            r.rgb_to_ir_shallow,
+            r.ir_to_rgb_deep,
+            r.ir_to_rgb_shallow,
+            r.homogeneous_deep,
+            r.homogeneous_shallow,
+        )
     assert SDCLLossWeights() == SDCLLossWeights.official(1)
     # ViT() and ViTConfig() agree, and both are the official backbone
     base = get_config("vit_base")
-    assert ViTConfig().drop_path_rate == ViT().config.drop_path_rate == base.drop_path_rate \
+    assert (
+        ViTConfig().drop_path_rate
+        == ViT().config.drop_path_rate
+        == base.drop_path_rate
         == r.drop_path_rate
+    )
     assert ViTConfig().img_size == base.img_size == (r.height, r.width)
     assert DEFAULT_CHECKPOINT_GRID == r.checkpoint_grid
 
@@ -147,17 +220,33 @@ def test_component_defaults_are_the_recipes():
 # Parameter names that hold official values, and the recipe fields they may equal.
 _WATCHED = {
     "temp": ("temp", "cnl_temp"),
-    "momentum": ("memory_momentum", "instance_momentum", "stage2_memory_momentum",
-                 "sgd_momentum", "first_epoch_memory_momentum"),
-    "instance_momentum": ("instance_momentum",), "threshold": ("cnl_threshold",),
-    "topk": ("cra_topk",), "smooth_k": ("cra_smooth_k",), "k1": ("k1", "stage2_rgb_k1"),
-    "k2": ("k2",), "eps": ("eps",), "min_samples": ("min_samples",),
-    "stage2_rgb_k1": ("stage2_rgb_k1",), "lambda_shallow": ("lambda_shallow",),
+    "momentum": (
+        "memory_momentum",
+        "instance_momentum",
+        "stage2_memory_momentum",
+        "sgd_momentum",
+        "first_epoch_memory_momentum",
+    ),
+    "instance_momentum": ("instance_momentum",),
+    "threshold": ("cnl_threshold",),
+    "topk": ("cra_topk",),
+    "smooth_k": ("cra_smooth_k",),
+    "k1": ("k1", "stage2_rgb_k1"),
+    "k2": ("k2",),
+    "eps": ("eps",),
+    "min_samples": ("min_samples",),
+    "stage2_rgb_k1": ("stage2_rgb_k1",),
+    "lambda_shallow": ("lambda_shallow",),
     "start_epoch": ("heterogeneous_start", "homogeneous_start"),
-    "drop_path_rate": ("drop_path_rate",), "checkpoint_grid": ("checkpoint_grid",),
-    "lr": ("lr",), "weight_decay": ("weight_decay",), "gamma": ("gamma",),
-    "step_size": ("step_size",), "num_instances": ("num_instances",),
-    "img_size": ("height",), "cra_topk": ("cra_topk",),
+    "drop_path_rate": ("drop_path_rate",),
+    "checkpoint_grid": ("checkpoint_grid",),
+    "lr": ("lr",),
+    "weight_decay": ("weight_decay",),
+    "gamma": ("gamma",),
+    "step_size": ("step_size",),
+    "num_instances": ("num_instances",),
+    "img_size": ("height",),
+    "cra_topk": ("cra_topk",),
 }
 
 
@@ -167,16 +256,20 @@ def _literal_defaults(tree: ast.AST):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args
             positional = args.posonlyargs + args.args
-            for arg, default in zip(positional[len(positional) - len(args.defaults):],
-                                    args.defaults):
+            for arg, default in zip(
+                positional[len(positional) - len(args.defaults) :], args.defaults
+            ):
                 yield node.name, arg.arg, default
             for arg, default in zip(args.kwonlyargs, args.kw_defaults):
                 if default is not None:
                     yield node.name, arg.arg, default
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
-                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
-                        and item.value is not None:
+                if (
+                    isinstance(item, ast.AnnAssign)
+                    and isinstance(item.target, ast.Name)
+                    and item.value is not None
+                ):
                     yield node.name, item.target.id, item.value
 
 
@@ -200,8 +293,9 @@ def test_no_official_value_is_written_outside_the_recipe():
             if name == "img_size":
                 official = {(r.height, r.width) for r in presets}
             if value is not None and value in official:
-                found.append(f"{path.relative_to(package)}:{default.lineno} {owner}({name}="
-                             f"{value!r})")
+                found.append(
+                    f"{path.relative_to(package)}:{default.lineno} {owner}({name}={value!r})"
+                )
     assert not found, "official values written outside recipe.py:\n" + "\n".join(found)
 
 

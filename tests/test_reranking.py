@@ -28,8 +28,11 @@ def rerank_fixture():
 def densify(matrix) -> np.ndarray:
     """Sparse Jaccard result -> dense matrix with absent pairs = 1."""
     if isinstance(matrix, torch.Tensor):
-        crow, col, val = (matrix.crow_indices().numpy(), matrix.col_indices().numpy(),
-                          matrix.values().numpy())
+        crow, col, val = (
+            matrix.crow_indices().numpy(),
+            matrix.col_indices().numpy(),
+            matrix.values().numpy(),
+        )
         matrix = sp.csr_matrix((val, col, crow), shape=tuple(matrix.shape))
     coo = matrix.tocoo()
     dense = np.ones(matrix.shape, np.float32)
@@ -74,7 +77,9 @@ def dense_reference(z: np.ndarray, k1: int, k2: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- fidelity
 
 
-@pytest.mark.parametrize("k1,k2,key", [(30, 6, "jaccard_k1_30_k2_6"), (20, 1, "jaccard_k1_20_k2_1")])
+@pytest.mark.parametrize(
+    "k1,k2,key", [(30, 6, "jaccard_k1_30_k2_6"), (20, 1, "jaccard_k1_20_k2_1")]
+)
 @pytest.mark.parametrize("candidates", ["float32", "bfloat16"])
 def test_jaccard_matches_official_fixture(jaccard_fixture, k1, k2, key, candidates):
     result = jaccard_distance(jaccard_fixture["features"], k1, k2, candidates=candidates)
@@ -132,8 +137,13 @@ def test_jaccard_matches_dense_reference(k1, k2):
 
 
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(8, 60), d=st.integers(2, 12), seed=st.integers(0, 10**6),
-       k1=st.integers(2, 7), k2=st.integers(1, 7))
+@given(
+    n=st.integers(8, 60),
+    d=st.integers(2, 12),
+    seed=st.integers(0, 10**6),
+    k1=st.integers(2, 7),
+    k2=st.integers(1, 7),
+)
 def test_jaccard_invariants(n, d, seed, k1, k2):
     k2 = min(k2, k1)
     rng = np.random.default_rng(seed)
@@ -213,8 +223,9 @@ def test_rerank_from_features_matches_fixture(rerank_fixture):
 
 def test_rerank_torch_in_torch_out(rerank_fixture):
     f = rerank_fixture
-    out = k_reciprocal_rerank(*(torch.from_numpy(f[k]) for k in ("q_g_dist", "q_q_dist",
-                                                                 "g_g_dist")))
+    out = k_reciprocal_rerank(
+        *(torch.from_numpy(f[k]) for k in ("q_g_dist", "q_q_dist", "g_g_dist"))
+    )
     assert isinstance(out, torch.Tensor)
     np.testing.assert_allclose(out.numpy(), f["reranked_k1_20_k2_6_l03"], atol=1e-5)
 

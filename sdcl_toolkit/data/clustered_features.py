@@ -20,8 +20,12 @@ from typing import Optional
 
 import torch
 
-__all__ = ["ClusteredFeatures", "TwoModalityFeatures", "make_clustered_features",
-           "make_two_modality_features"]
+__all__ = [
+    "ClusteredFeatures",
+    "TwoModalityFeatures",
+    "make_clustered_features",
+    "make_two_modality_features",
+]
 
 
 @dataclass
@@ -124,21 +128,33 @@ def make_two_modality_features(
     generator = torch.Generator().manual_seed(seed)
     shallow_noise = noise if shallow_noise is None else shallow_noise
     centres = _identity_centres(num_identities, dim, shared, generator)
-    shallow_centres = _unit(centres + 0.5 * _unit(torch.randn(num_identities, dim, generator=generator)))
+    shallow_centres = _unit(
+        centres + 0.5 * _unit(torch.randn(num_identities, dim, generator=generator))
+    )
     global_shift = _unit(torch.randn(dim, generator=generator))
     identity_shift = _unit(torch.randn(num_identities, dim, generator=generator))
     gap = modality_gap * _unit(global_shift + identity_shift)
-    shallow_gap = modality_gap * _unit(global_shift + _unit(torch.randn(num_identities, dim, generator=generator)))
+    shallow_gap = modality_gap * _unit(
+        global_shift + _unit(torch.randn(num_identities, dim, generator=generator))
+    )
 
     def draw(per_identity: int, shift: torch.Tensor, shallow_shift: torch.Tensor):
         ids = torch.arange(num_identities).repeat_interleave(per_identity)
         n = ids.numel()
         cams = torch.randint(0, num_cameras, (n,), generator=generator)
         offsets = _unit(torch.randn(num_identities, num_cameras, dim, generator=generator))
-        deep = (centres[ids] + shift[ids] + camera_spread * offsets[ids, cams]
-                + noise * _unit(torch.randn(n, dim, generator=generator)))
-        shallow = (shallow_centres[ids] + shallow_shift[ids] + camera_spread * offsets[ids, cams]
-                   + shallow_noise * _unit(torch.randn(n, dim, generator=generator)))
+        deep = (
+            centres[ids]
+            + shift[ids]
+            + camera_spread * offsets[ids, cams]
+            + noise * _unit(torch.randn(n, dim, generator=generator))
+        )
+        shallow = (
+            shallow_centres[ids]
+            + shallow_shift[ids]
+            + camera_spread * offsets[ids, cams]
+            + shallow_noise * _unit(torch.randn(n, dim, generator=generator))
+        )
         scale = 1.0 + torch.rand(n, 1, generator=generator)  # raw features have varying norms
         return (deep * scale).float(), (shallow * scale).float(), ids
 

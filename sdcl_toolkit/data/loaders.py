@@ -17,16 +17,28 @@ from __future__ import annotations
 
 import os
 import random
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence,
-                    Union)
+from collections.abc import Iterator, Mapping, Sequence
+from typing import (
+    Any,
+    Callable,
+    NamedTuple,
+    Optional,
+    Union,
+)
 
 import numpy as np
 import torch
-from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, Sampler,
-                              SequentialSampler)
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
-from .images import load_image
 from ..recipe import OFFICIAL_SYSU
+from .images import load_image
 from .records import IR, RGB, ImageRecord
 from .samplers import IdentityBalancedSampler, IterationBatchSampler, _as_int_array
 from .transforms import _accepts_generator
@@ -56,7 +68,7 @@ class DrawKey(NamedTuple):
     of this draw in the epoch's sample stream (distinct for repeated draws of one image).
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # public field name, shadows tuple.index
     epoch: int
     draw: int
 
@@ -96,11 +108,18 @@ class ReIDImageDataset(Dataset):
     :class:`~sdcl_toolkit.data.images.ImageDecodeError` naming the file.
     """
 
-    def __init__(self, records: Sequence[ImageRecord], transform: Optional[TransformFn] = None, *,
-                 labels=None, second_transform: Optional[TransformFn] = None,
-                 root: Optional[Union[str, "os.PathLike[str]"]] = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        transform: Optional[TransformFn] = None,
+        *,
+        labels=None,
+        second_transform: Optional[TransformFn] = None,
+        root: Optional[Union[str, os.PathLike[str]]] = None,
+        seed: int = 0,
+    ) -> None:
         records = list(records)
-        for position, record in enumerate(records[:1] + records[-1:]):
+        for record in records[:1] + records[-1:]:
             if not (isinstance(record, tuple) and len(record) == 4):
                 raise TypeError(
                     "records must be ImageRecord(path, pid, camid, modality) tuples, got "
@@ -116,16 +135,18 @@ class ReIDImageDataset(Dataset):
         if labels is not None:
             labels = _as_int_array(labels, "labels")
             if labels.shape[0] != len(records):
-                raise ValueError(f"labels has {labels.shape[0]} entries but there are "
-                                 f"{len(records)} records")
+                raise ValueError(
+                    f"labels has {labels.shape[0]} entries but there are {len(records)} records"
+                )
         self.labels = labels
         self.transform = transform
         self.second_transform = second_transform
         self.root = None if root is None else os.fspath(root)
         self.seed = seed
         self._first_takes_generator = transform is not None and _accepts_generator(transform)
-        self._second_takes_generator = (second_transform is not None
-                                        and _accepts_generator(second_transform))
+        self._second_takes_generator = second_transform is not None and _accepts_generator(
+            second_transform
+        )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -149,8 +170,13 @@ class ReIDImageDataset(Dataset):
             seed = _seed_from(self.seed, int(key))
         return torch.Generator().manual_seed(seed)
 
-    def _apply(self, fn: TransformFn, takes_generator: bool, image: torch.Tensor,
-               generator: torch.Generator) -> torch.Tensor:
+    def _apply(
+        self,
+        fn: TransformFn,
+        takes_generator: bool,
+        image: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         return fn(image, generator=generator) if takes_generator else fn(image)
 
     def __getitem__(self, key: Union[int, DrawKey]):
@@ -176,7 +202,7 @@ class ReIDImageDataset(Dataset):
         return first, second, pid, camid, index
 
 
-class KeyedBatchSampler(Sampler[List[DrawKey]]):
+class KeyedBatchSampler(Sampler[list[DrawKey]]):
     """Wrap a batch sampler so it yields :class:`DrawKey` lists instead of index lists.
 
     ``epoch`` is read from the wrapped batch sampler (or its ``sampler``) when iteration starts,
@@ -209,7 +235,7 @@ class KeyedBatchSampler(Sampler[List[DrawKey]]):
         if holder is not None:
             holder.set_epoch(epoch)
 
-    def __iter__(self) -> Iterator[List[DrawKey]]:
+    def __iter__(self) -> Iterator[list[DrawKey]]:
         epoch, draw = self.epoch, 0
         for batch in self.batch_sampler:
             keys = [DrawKey(int(index), epoch, draw + offset) for offset, index in enumerate(batch)]
@@ -236,13 +262,23 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(worker_seed)
 
 
-def make_loader(records: Sequence[ImageRecord], transform: Optional[TransformFn] = None, *,
-                batch_size: int = 64, sampler: Optional[Sampler] = None,
-                batch_sampler: Optional[Sampler] = None, labels=None,
-                second_transform: Optional[TransformFn] = None, root=None, shuffle: bool = False,
-                drop_last: bool = False, num_workers: Optional[int] = None,
-                pin_memory: Optional[bool] = None, persistent_workers: bool = False,
-                seed: int = 0) -> DataLoader:
+def make_loader(
+    records: Sequence[ImageRecord],
+    transform: Optional[TransformFn] = None,
+    *,
+    batch_size: int = 64,
+    sampler: Optional[Sampler] = None,
+    batch_sampler: Optional[Sampler] = None,
+    labels=None,
+    second_transform: Optional[TransformFn] = None,
+    root=None,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    num_workers: Optional[int] = None,
+    pin_memory: Optional[bool] = None,
+    persistent_workers: bool = False,
+    seed: int = 0,
+) -> DataLoader:
     """A DataLoader over ``records`` with reproducible per-sample augmentation.
 
     Batching comes from ``batch_sampler`` if given (e.g. :class:`IterationBatchSampler`), else
@@ -253,8 +289,9 @@ def make_loader(records: Sequence[ImageRecord], transform: Optional[TransformFn]
     worker RNGs (Python, numpy) seeded from ``seed``. Call :func:`set_loader_epoch` before each
     epoch to change the sampling order and the augmentation.
     """
-    dataset = ReIDImageDataset(records, transform, labels=labels,
-                               second_transform=second_transform, root=root, seed=seed)
+    dataset = ReIDImageDataset(
+        records, transform, labels=labels, second_transform=second_transform, root=root, seed=seed
+    )
     if batch_sampler is not None:
         if sampler is not None or shuffle or drop_last:
             raise ValueError("batch_sampler excludes sampler, shuffle and drop_last")
@@ -264,8 +301,11 @@ def make_loader(records: Sequence[ImageRecord], transform: Optional[TransformFn]
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if sampler is None:
-            sampler = (RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-                       if shuffle else SequentialSampler(dataset))
+            sampler = (
+                RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+                if shuffle
+                else SequentialSampler(dataset)
+            )
         batch_sampler = BatchSampler(sampler, batch_size, drop_last)
     if num_workers is None:
         num_workers = default_num_workers()
@@ -282,13 +322,24 @@ def make_loader(records: Sequence[ImageRecord], transform: Optional[TransformFn]
     )
 
 
-def make_train_loader(records: Sequence[ImageRecord], transform: TransformFn, *, labels,
-                      batch_size: int, num_iterations: int,
-                      num_instances: int = OFFICIAL_SYSU.num_instances,
-                      second_transform: Optional[TransformFn] = None, use_cameras: bool = True,
-                      epoch: int = 0, seed: int = 0, num_replicas: int = 1, rank: int = 0,
-                      root=None, num_workers: Optional[int] = None,
-                      pin_memory: Optional[bool] = None) -> DataLoader:
+def make_train_loader(
+    records: Sequence[ImageRecord],
+    transform: TransformFn,
+    *,
+    labels,
+    batch_size: int,
+    num_iterations: int,
+    num_instances: int = OFFICIAL_SYSU.num_instances,
+    second_transform: Optional[TransformFn] = None,
+    use_cameras: bool = True,
+    epoch: int = 0,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    root=None,
+    num_workers: Optional[int] = None,
+    pin_memory: Optional[bool] = None,
+) -> DataLoader:
     """The official training loader: PK batches over pseudo-labels for a fixed number of steps.
 
     :class:`IdentityBalancedSampler` (``num_instances`` per identity, other cameras preferred,
@@ -300,22 +351,47 @@ def make_train_loader(records: Sequence[ImageRecord], transform: TransformFn, *,
     ``second_transform = rgb_train_transform_second_view(h, w)``.
     """
     sampler = IdentityBalancedSampler.from_records(
-        records, labels, num_instances, use_cameras=use_cameras, seed=seed,
-        num_replicas=num_replicas, rank=rank,
+        records,
+        labels,
+        num_instances,
+        use_cameras=use_cameras,
+        seed=seed,
+        num_replicas=num_replicas,
+        rank=rank,
     )
     sampler.set_epoch(epoch)
     batches = IterationBatchSampler(sampler, batch_size, num_iterations)
-    return make_loader(records, transform, batch_sampler=batches, labels=labels,
-                       second_transform=second_transform, root=root, num_workers=num_workers,
-                       pin_memory=pin_memory, seed=seed)
+    return make_loader(
+        records,
+        transform,
+        batch_sampler=batches,
+        labels=labels,
+        second_transform=second_transform,
+        root=root,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        seed=seed,
+    )
 
 
-def make_test_loader(records: Sequence[ImageRecord], transform: TransformFn, *,
-                     batch_size: int = 128, root=None, num_workers: Optional[int] = None,
-                     pin_memory: Optional[bool] = None) -> DataLoader:
+def make_test_loader(
+    records: Sequence[ImageRecord],
+    transform: TransformFn,
+    *,
+    batch_size: int = 128,
+    root=None,
+    num_workers: Optional[int] = None,
+    pin_memory: Optional[bool] = None,
+) -> DataLoader:
     """Records in order, in batches of ``batch_size`` (last batch kept), for feature extraction."""
-    return make_loader(records, transform, batch_size=batch_size, root=root,
-                       num_workers=num_workers, pin_memory=pin_memory)
+    return make_loader(
+        records,
+        transform,
+        batch_size=batch_size,
+        root=root,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
@@ -342,17 +418,23 @@ class SDCLBatch(NamedTuple):
     num_rgb: int
 
 
-def join_sdcl_batches(batch_rgb: Sequence[torch.Tensor], batch_ir: Sequence[torch.Tensor],
-                      device: Optional[torch.device] = None) -> SDCLBatch:
+def join_sdcl_batches(
+    batch_rgb: Sequence[torch.Tensor],
+    batch_ir: Sequence[torch.Tensor],
+    device: Optional[torch.device] = None,
+) -> SDCLBatch:
     """Join an item of the RGB loader (``view1, view2, labels, camids, indices``) and of the IR
     loader (``images, labels, camids, indices``) of :func:`make_sdcl_train_loaders` into an
     :class:`SDCLBatch`, moved to ``device``."""
     if len(batch_rgb) != 5:
-        raise ValueError("batch_rgb must be (view1, view2, labels, camids, indices) from a loader "
-                         f"with a second view; got {len(batch_rgb)} items")
+        raise ValueError(
+            "batch_rgb must be (view1, view2, labels, camids, indices) from a loader "
+            f"with a second view; got {len(batch_rgb)} items"
+        )
     if len(batch_ir) != 4:
-        raise ValueError(f"batch_ir must be (images, labels, camids, indices); got "
-                         f"{len(batch_ir)} items")
+        raise ValueError(
+            f"batch_ir must be (images, labels, camids, indices); got {len(batch_ir)} items"
+        )
 
     def move(t: torch.Tensor) -> torch.Tensor:
         return t if device is None else t.to(device, non_blocking=True)
@@ -365,13 +447,24 @@ def join_sdcl_batches(batch_rgb: Sequence[torch.Tensor], batch_ir: Sequence[torc
     return SDCLBatch(rgb, images_ir, labels, indices, rgb.shape[0])
 
 
-def make_sdcl_train_loaders(records: Mapping[str, Sequence[ImageRecord]],
-                            labels: Mapping[str, Any], *, batch_rgb: int, batch_ir: int,
-                            num_instances: int, num_iterations: int, height: int, width: int,
-                            augmentation: Optional[Mapping[str, float]] = None,
-                            use_cameras: bool = True, epoch: int = 0, seed: int = 0,
-                            num_replicas: int = 1, rank: int = 0,
-                            num_workers: Optional[int] = None) -> Dict[str, DataLoader]:
+def make_sdcl_train_loaders(
+    records: Mapping[str, Sequence[ImageRecord]],
+    labels: Mapping[str, Any],
+    *,
+    batch_rgb: int,
+    batch_ir: int,
+    num_instances: int,
+    num_iterations: int,
+    height: int,
+    width: int,
+    augmentation: Optional[Mapping[str, float]] = None,
+    use_cameras: bool = True,
+    epoch: int = 0,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    num_workers: Optional[int] = None,
+) -> dict[str, DataLoader]:
     """The two official training loaders of one epoch, ``{"rgb": ..., "ir": ...}``.
 
     ``labels[m]``: ``[N_m]`` pseudo-labels of every record, ``-1`` for samples not trained on
@@ -381,15 +474,15 @@ def make_sdcl_train_loaders(records: Mapping[str, Sequence[ImageRecord]],
     ``batch_ir`` count all ranks together; each rank loads ``batch / num_replicas``.
     Join the items of a step with :func:`join_sdcl_batches`.
     """
-    from .transforms import (ir_train_transform, rgb_train_transform,
-                             rgb_train_transform_second_view)
+    from .transforms import ir_train_transform, rgb_train_transform, rgb_train_transform_second_view
 
     strengths = dict(augmentation or {})
     out = {}
     for modality, batch in ((IR, batch_ir), (RGB, batch_rgb)):
         if batch % num_replicas:
-            raise ValueError(f"batch_{modality}={batch} is not divisible by the "
-                             f"{num_replicas} processes")
+            raise ValueError(
+                f"batch_{modality}={batch} is not divisible by the {num_replicas} processes"
+            )
         second = None
         if modality == IR:
             transform = ir_train_transform(height, width, **strengths)
@@ -400,8 +493,18 @@ def make_sdcl_train_loaders(records: Mapping[str, Sequence[ImageRecord]],
         if isinstance(train_labels, torch.Tensor):
             train_labels = train_labels.cpu().numpy()
         out[modality] = make_train_loader(
-            records[modality], transform, labels=train_labels, batch_size=batch // num_replicas,
-            num_iterations=num_iterations, num_instances=num_instances,
-            second_transform=second, use_cameras=use_cameras, epoch=epoch, seed=seed,
-            num_replicas=num_replicas, rank=rank, num_workers=num_workers)
+            records[modality],
+            transform,
+            labels=train_labels,
+            batch_size=batch // num_replicas,
+            num_iterations=num_iterations,
+            num_instances=num_instances,
+            second_transform=second,
+            use_cameras=use_cameras,
+            epoch=epoch,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            num_workers=num_workers,
+        )
     return {RGB: out[RGB], IR: out[IR]}

@@ -27,19 +27,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Optional, Union
 
 from .records import IR, RGB, ImageRecord
 from .sysu_mm01 import DatasetLayoutError
 
-__all__ = ["RegDB", "REGDB_TRIALS", "REGDB_DIRECTIONS", "REGDB_VISIBLE_CAMERA",
-           "REGDB_THERMAL_CAMERA"]
+__all__ = [
+    "RegDB",
+    "REGDB_TRIALS",
+    "REGDB_DIRECTIONS",
+    "REGDB_VISIBLE_CAMERA",
+    "REGDB_THERMAL_CAMERA",
+]
 
 REGDB_TRIALS = tuple(range(1, 11))
 """The ten standard trials."""
 REGDB_VISIBLE_CAMERA = 1
 REGDB_THERMAL_CAMERA = 2
-REGDB_DIRECTIONS: Dict[str, Tuple[str, str]] = {
+REGDB_DIRECTIONS: dict[str, tuple[str, str]] = {
     "visible_to_thermal": (RGB, IR),
     "thermal_to_visible": (IR, RGB),
     "v2t": (RGB, IR),
@@ -64,7 +69,7 @@ _FILES = {
 }
 
 
-def _read_index(path: Path, problems: List[str]) -> Optional[List[Tuple[str, int]]]:
+def _read_index(path: Path, problems: list[str]) -> Optional[list[tuple[str, int]]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
@@ -113,7 +118,7 @@ class RegDB:
             raise ValueError(f"trial must be >= 1 (RegDB trials are numbered 1..10), got {trial}")
         self.root = Path(root).expanduser().resolve()
         self.trial = trial
-        problems: List[str] = []
+        problems: list[str] = []
         if not self.root.is_dir():
             problems.append(f"root folder {self.root} does not exist")
             raise DatasetLayoutError("RegDB", self.root, problems, _REGDB_LAYOUT)
@@ -121,8 +126,8 @@ class RegDB:
             if not (self.root / folder).is_dir():
                 problems.append(f"missing folder {folder}/")
 
-        self._records: Dict[Tuple[str, str], List[ImageRecord]] = {}
-        missing_images: List[str] = []
+        self._records: dict[tuple[str, str], list[ImageRecord]] = {}
+        missing_images: list[str] = []
         for (split, modality), stem in _FILES.items():
             path = self.root / "idx" / f"{stem}_{trial}.txt"
             if not path.is_file():
@@ -149,21 +154,21 @@ class RegDB:
         if problems:
             raise DatasetLayoutError("RegDB", self.root, problems, _REGDB_LAYOUT)
 
-    def train(self, modality: Optional[str] = None) -> List[ImageRecord]:
+    def train(self, modality: Optional[str] = None) -> list[ImageRecord]:
         """Training records of the trial: visible then thermal (or one ``modality``)."""
         return [r for m in _modalities(modality) for r in self._records[("train", m)]]
 
-    def test(self, modality: str) -> List[ImageRecord]:
+    def test(self, modality: str) -> list[ImageRecord]:
         """Test records of one modality (``"rgb"`` = visible, ``"ir"`` = thermal)."""
         (m,) = _modalities(modality, allow_none=False)
         return list(self._records[("test", m)])
 
-    def query(self, direction: str = "visible_to_thermal") -> List[ImageRecord]:
+    def query(self, direction: str = "visible_to_thermal") -> list[ImageRecord]:
         """Query set of a search direction (``"visible_to_thermal"``/``"v2t"`` or
         ``"thermal_to_visible"``/``"t2v"``): the test images of the query modality."""
         return self.test(_direction(direction)[0])
 
-    def gallery(self, direction: str = "visible_to_thermal") -> List[ImageRecord]:
+    def gallery(self, direction: str = "visible_to_thermal") -> list[ImageRecord]:
         """Gallery set of a search direction: the test images of the other modality."""
         return self.test(_direction(direction)[1])
 
@@ -174,7 +179,7 @@ class RegDB:
         )
 
 
-def _direction(direction: str) -> Tuple[str, str]:
+def _direction(direction: str) -> tuple[str, str]:
     try:
         return REGDB_DIRECTIONS[direction]
     except (KeyError, TypeError):
@@ -183,7 +188,7 @@ def _direction(direction: str) -> Tuple[str, str]:
         ) from None
 
 
-def _modalities(modality: Optional[str], allow_none: bool = True) -> Tuple[str, ...]:
+def _modalities(modality: Optional[str], allow_none: bool = True) -> tuple[str, ...]:
     if modality is None and allow_none:
         return (RGB, IR)
     if modality in (RGB, IR):

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 import numbers
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterator, Sequence
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from .records import ImageRecord
 from ..recipe import OFFICIAL_SYSU
+from .records import ImageRecord
 
 __all__ = ["IdentityBalancedSampler", "IterationBatchSampler"]
 
@@ -96,9 +97,16 @@ class IdentityBalancedSampler(Sampler[int]):
         when no image has a label ``>= 0`` or when there are fewer identities than replicas.
     """
 
-    def __init__(self, labels: IntArray, camids: Optional[IntArray] = None,
-                 num_instances: int = OFFICIAL_SYSU.num_instances, *, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self,
+        labels: IntArray,
+        camids: Optional[IntArray] = None,
+        num_instances: int = OFFICIAL_SYSU.num_instances,
+        *,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         labels = _as_int_array(labels, "labels")
         if camids is not None:
             camids = _as_int_array(camids, "camids")
@@ -123,10 +131,10 @@ class IdentityBalancedSampler(Sampler[int]):
         identities, identity_of = np.unique(labels[labelled], return_inverse=True)
         # Members of each identity, grouped by identity, in dataset order within an identity.
         grouping = np.argsort(identity_of, kind="stable")
-        self._members = labelled[grouping]                      # [M] dataset indices
-        self._member_identity = identity_of[grouping]           # [M] identity of each member
+        self._members = labelled[grouping]  # [M] dataset indices
+        self._member_identity = identity_of[grouping]  # [M] identity of each member
         self._counts = np.bincount(self._member_identity, minlength=identities.size)
-        self._starts = np.cumsum(self._counts) - self._counts   # [K]
+        self._starts = np.cumsum(self._counts) - self._counts  # [K]
         self._member_cam = None if camids is None else camids[self._members]
         self.identities = identities
         if identities.size < self.num_replicas:
@@ -139,16 +147,26 @@ class IdentityBalancedSampler(Sampler[int]):
     # ------------------------------------------------------------------ construction helpers
 
     @classmethod
-    def from_records(cls, records: Sequence[ImageRecord], labels: Optional[IntArray] = None,
-                     num_instances: int = OFFICIAL_SYSU.num_instances, *,
-                     use_cameras: bool = True, seed: int = 0, num_replicas: int = 1,
-                     rank: int = 0) -> "IdentityBalancedSampler":
+    def from_records(
+        cls,
+        records: Sequence[ImageRecord],
+        labels: Optional[IntArray] = None,
+        num_instances: int = OFFICIAL_SYSU.num_instances,
+        *,
+        use_cameras: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> IdentityBalancedSampler:
         """Build from :class:`ImageRecord` s: cameras from ``record.camid``, labels from
         ``labels`` (pseudo-labels) or else ``record.pid``."""
         if labels is None:
             labels = np.fromiter((r.pid for r in records), dtype=np.int64, count=len(records))
-        camids = (np.fromiter((r.camid for r in records), dtype=np.int64, count=len(records))
-                  if use_cameras else None)
+        camids = (
+            np.fromiter((r.camid for r in records), dtype=np.int64, count=len(records))
+            if use_cameras
+            else None
+        )
         return cls(labels, camids, num_instances, seed=seed, num_replicas=num_replicas, rank=rank)
 
     # ------------------------------------------------------------------ epoch control
@@ -164,7 +182,7 @@ class IdentityBalancedSampler(Sampler[int]):
 
     # ------------------------------------------------------------------ sampling
 
-    def _groups(self, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    def _groups(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One pass for all ranks: ``groups [K, num_instances]`` in pass order, and validity."""
         counts, starts = self._counts, self._starts
         num_ids, extra = counts.size, self.num_instances - 1
@@ -195,8 +213,10 @@ class IdentityBalancedSampler(Sampler[int]):
             draws = rng.random((num_ids, extra))
             offsets = np.where(
                 with_replacement[:, None],
-                np.minimum((draws * n_candidates[:, None]).astype(np.int64),
-                           np.maximum(n_candidates[:, None] - 1, 0)),
+                np.minimum(
+                    (draws * n_candidates[:, None]).astype(np.int64),
+                    np.maximum(n_candidates[:, None] - 1, 0),
+                ),
                 np.arange(extra)[None, :],  # the first `extra` of a random order
             )
             has_candidates = n_candidates > 0
@@ -209,14 +229,15 @@ class IdentityBalancedSampler(Sampler[int]):
     def _rng(self, pass_index: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, pass_index]))
 
-    def all_rank_indices(self, pass_index: int = 0) -> List[np.ndarray]:
+    def all_rank_indices(self, pass_index: int = 0) -> list[np.ndarray]:
         """Every rank's share of pass ``pass_index`` of the current epoch (list of ``R`` arrays)."""
         pass_index = _check_non_negative_int(pass_index, "pass_index")
         groups, valid = self._groups(self._rng(pass_index))
         replicas = self.num_replicas
         usable = (groups.shape[0] // replicas) * replicas  # drop the tail: shares stay disjoint
-        shares = [groups[rank:usable:replicas][valid[rank:usable:replicas]]
-                  for rank in range(replicas)]
+        shares = [
+            groups[rank:usable:replicas][valid[rank:usable:replicas]] for rank in range(replicas)
+        ]
         shortest = min(share.size for share in shares)
         return [share[:shortest] for share in shares]
 
@@ -231,21 +252,23 @@ class IdentityBalancedSampler(Sampler[int]):
         return int(self.indices(0).size)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(identities={self.num_identities}, "
-                f"num_instances={self.num_instances}, use_cameras={self.use_cameras}, "
-                f"seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})")
+        return (
+            f"{type(self).__name__}(identities={self.num_identities}, "
+            f"num_instances={self.num_instances}, use_cameras={self.use_cameras}, "
+            f"seed={self.seed}, epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
+        )
 
 
-class IterationBatchSampler(Sampler[List[int]]):
+class IterationBatchSampler(Sampler[list[int]]):
     """Exactly ``num_iterations`` batches of ``batch_size`` indices from a re-iterated sampler.
 
     Pass after pass of ``sampler`` is cut into consecutive batches; the incomplete tail of each
     pass is dropped (the official ``DataLoader(drop_last=True)`` inside ``IterLoader``) and the
     next pass starts a fresh batch. A pass shorter than one batch (few pseudo-identities, e.g.
     early in training) is joined with the following passes until a batch is full, where the
-    official loop would never produce a batch. With an :class:`IdentityBalancedSampler` pass ``k`` of the
-    current epoch is ``sampler.indices(k)``, so the stream is deterministic; any other sampler
-    is simply iterated again.
+    official loop would never produce a batch. With an :class:`IdentityBalancedSampler` pass
+    ``k`` of the current epoch is ``sampler.indices(k)``, so the stream is deterministic; any
+    other sampler is simply iterated again.
 
     Use it as ``DataLoader(dataset, batch_sampler=IterationBatchSampler(...))``; ``len`` is
     ``num_iterations``. :meth:`set_epoch` forwards to the sampler.
@@ -259,12 +282,20 @@ class IterationBatchSampler(Sampler[List[int]]):
         if per_pass == 0:
             raise ValueError("the sampler yields no index: there is no labelled image to train on")
         if per_pass < self.batch_size:
-            logger.info("the sampler yields %d indices per pass, fewer than batch_size=%d: "
-                        "consecutive passes are joined", per_pass, self.batch_size)
+            logger.info(
+                "the sampler yields %d indices per pass, fewer than batch_size=%d: "
+                "consecutive passes are joined",
+                per_pass,
+                self.batch_size,
+            )
         num_instances = getattr(sampler, "num_instances", None)
         if num_instances and self.batch_size % num_instances:
-            logger.warning("batch_size %d is not a multiple of num_instances %d: identity "
-                           "groups will straddle batches", self.batch_size, num_instances)
+            logger.warning(
+                "batch_size %d is not a multiple of num_instances %d: identity "
+                "groups will straddle batches",
+                self.batch_size,
+                num_instances,
+            )
 
     @property
     def epoch(self) -> int:
@@ -281,7 +312,7 @@ class IterationBatchSampler(Sampler[List[int]]):
             return np.asarray(self.sampler.indices(pass_index), dtype=np.int64)
         return np.fromiter(iter(self.sampler), dtype=np.int64)
 
-    def __iter__(self) -> Iterator[List[int]]:
+    def __iter__(self) -> Iterator[list[int]]:
         produced, pass_index = 0, 0
         while produced < self.num_iterations:
             stream = self._pass(pass_index)

@@ -58,9 +58,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -306,8 +307,12 @@ def _damp_cameras(cams: _CameraStyle, strength: float) -> _CameraStyle:
     if strength == 1.0:
         return cams
     s = strength
-    return replace(cams, wall=0.5 + s * (cams.wall - 0.5), floor=0.5 + s * (cams.floor - 0.5),
-                   cast=1 + s * (cams.cast - 1))
+    return replace(
+        cams,
+        wall=0.5 + s * (cams.wall - 0.5),
+        floor=0.5 + s * (cams.floor - 0.5),
+        cast=1 + s * (cams.cast - 1),
+    )
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -353,7 +358,9 @@ def _render(
     """Render a batch of images; returns ``uint8 [M, H, W, 3]``."""
     m = len(shots.identity)
     tr = {k: _t(getattr(traits, k)[shots.identity]) for k in traits.__dataclass_fields__}
-    col = lambda name: tr[name].view(m, 1, 1)  # noqa: E731 - per-image scalar as [M,1,1]
+
+    def col(name: str) -> torch.Tensor:  # per-image scalar as [M,1,1]
+        return tr[name].view(m, 1, 1)
 
     # body coordinates: v = 0 at the top of the head, 1 at the feet; u in body heights
     body = _t(traits.height[shots.identity] * shots.scale) * height  # body height in pixels
@@ -425,7 +432,10 @@ def _render(
     tv = ((v - shoulder_v) / (hip - shoulder_v)).clamp(0, 1)
     tu = u / col("shoulder")
     freq, phase = col("upper_frequency"), col("upper_phase")
-    soft = lambda x: (0.5 + 2.5 * x).clamp(0.0, 1.0)  # noqa: E731 - smooth square wave
+
+    def soft(x: torch.Tensor) -> torch.Tensor:  # smooth square wave
+        return (0.5 + 2.5 * x).clamp(0.0, 1.0)
+
     h_stripes = soft(torch.sin(2 * math.pi * freq * tv + phase))
     v_stripes = soft(torch.sin(math.pi * freq * tu + phase))
     pattern_id = tr["upper_pattern"].view(m, 1, 1)
@@ -523,7 +533,9 @@ def _background(cams: _CameraStyle, shots: _Shots, height: int, width: int) -> t
         m, height, width, 3
     )
     texture = F.interpolate(
-        _t(shots.texture).permute(0, 3, 1, 2), size=(height, width), mode="bilinear",
+        _t(shots.texture).permute(0, 3, 1, 2),
+        size=(height, width),
+        mode="bilinear",
         align_corners=False,
     ).permute(0, 2, 3, 1)  # [M, H, W, 3]
     texture = torch.where(infrared, texture[..., :1].expand_as(texture) * 0.05, texture * 0.08)
@@ -620,7 +632,7 @@ def _render_all(
     return images
 
 
-def _write_ids(path: Path, ids: Sequence[int]) -> None:
+def _write_ids(path: Path, ids: Iterable[int]) -> None:
     path.write_text(",".join(str(int(i)) for i in sorted(ids)) + "\n", encoding="utf-8")
 
 
@@ -718,15 +730,21 @@ def write_synthetic_sysu(
     n_test = min(identities - 1, max(1, int(round(identities * test_fraction))))
     n_val = min(identities - 1 - n_test, int(round(identities * val_fraction)))
     test_ids = order[:n_test]
-    val_ids = order[n_test:n_test + n_val]
-    train_ids = order[n_test + n_val:]
+    val_ids = order[n_test : n_test + n_val]
+    train_ids = order[n_test + n_val :]
 
     person, cam_col = np.nonzero(present)
     identity = np.repeat(person, images_per_camera)
     camera = np.repeat(cam_col + 1, images_per_camera)
     number = np.tile(np.arange(1, images_per_camera + 1), len(person))
     images = _render_all(
-        traits, cams, np.random.default_rng(seeds[3]), identity, camera, height, width,
+        traits,
+        cams,
+        np.random.default_rng(seeds[3]),
+        identity,
+        camera,
+        height,
+        width,
         nuisance=nuisance,
     )
 
@@ -735,9 +753,7 @@ def write_synthetic_sysu(
     for p, c in zip(person, cam_col):
         (root / f"cam{c + 1}" / f"{p + 1:04d}").mkdir()
     for image, p, c, k in zip(images, identity, camera, number):
-        Image.fromarray(image).save(
-            root / f"cam{c}" / f"{p + 1:04d}" / f"{k:04d}.jpg", quality=92
-        )
+        Image.fromarray(image).save(root / f"cam{c}" / f"{p + 1:04d}" / f"{k:04d}.jpg", quality=92)
     exp = root / "exp"
     exp.mkdir()
     _write_ids(exp / "train_id.txt", train_ids)
@@ -745,7 +761,10 @@ def write_synthetic_sysu(
     _write_ids(exp / "test_id.txt", test_ids)
     logger.info(
         "wrote %d images of %d identities to %s in %.1f s",
-        len(images), identities, root, time.perf_counter() - started,
+        len(images),
+        identities,
+        root,
+        time.perf_counter() - started,
     )
     return root
 
@@ -794,18 +813,20 @@ def write_synthetic_regdb(
     thermal_shots = _damp_shots(_sample_shots(render_rng, person, thermal_camera), nuisance)
     for field in ("shift", "scale", "phase", "facing"):  # same pose in both cameras
         setattr(thermal_shots, field, getattr(visible_shots, field))
-    visible = _render_all(traits, cams, render_rng, person, visible_camera, height, width,
-                          visible_shots)
-    thermal = _render_all(traits, cams, render_rng, person, thermal_camera, height, width,
-                          thermal_shots)
+    visible = _render_all(
+        traits, cams, render_rng, person, visible_camera, height, width, visible_shots
+    )
+    thermal = _render_all(
+        traits, cams, render_rng, person, thermal_camera, height, width, thermal_shots
+    )
 
     gender = np.where(layout_rng.random(identities) < 0.5, "male", "female")
     view = np.where(visible_shots.facing > 0, "front", "back")
     frame_number = np.arange(frames) + 1
-    names: Dict[str, List[str]] = {"Visible": [], "Thermal": []}
+    names: dict[str, list[str]] = {"Visible": [], "Thermal": []}
     for folder, letter, pictures in (("Visible", "v", visible), ("Thermal", "t", thermal)):
-        for p in range(identities):
-            (root / folder / str(p + 1)).mkdir(parents=True)
+        for pid in range(identities):
+            (root / folder / str(pid + 1)).mkdir(parents=True)
         for image, p, vw, f in zip(pictures, person, view, frame_number):
             name = f"{folder}/{p + 1}/{gender[p]}_{vw}_{letter}_{f:05d}_{p + 1}.bmp"
             Image.fromarray(image).save(root / name)
@@ -843,7 +864,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "sdcl_toolkit" / "synthetic"
 
 
-def _ensure(kind: str, writer, cache_dir: Optional[PathLike], params: Dict) -> Path:
+def _ensure(kind: str, writer, cache_dir: Optional[PathLike], params: dict) -> Path:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = dict(params, kind=kind, version=GENERATOR_VERSION)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
@@ -898,9 +919,15 @@ def ensure_synthetic_sysu(
     Parameters are those of :func:`write_synthetic_sysu`.
     """
     params = dict(
-        identities=identities, images_per_camera=images_per_camera, height=height,
-        width=width, seed=seed, camera_presence=camera_presence, val_fraction=val_fraction,
-        test_fraction=test_fraction, ir_material_weight=ir_material_weight,
+        identities=identities,
+        images_per_camera=images_per_camera,
+        height=height,
+        width=width,
+        seed=seed,
+        camera_presence=camera_presence,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        ir_material_weight=ir_material_weight,
         nuisance=nuisance,
     )
     return _ensure("sysu", write_synthetic_sysu, cache_dir, params)
@@ -920,8 +947,13 @@ def ensure_synthetic_regdb(
 ) -> Path:
     """Like :func:`ensure_synthetic_sysu` for :func:`write_synthetic_regdb`."""
     params = dict(
-        identities=identities, images_per_modality=images_per_modality, height=height,
-        width=width, seed=seed, trials=trials, ir_material_weight=ir_material_weight,
+        identities=identities,
+        images_per_modality=images_per_modality,
+        height=height,
+        width=width,
+        seed=seed,
+        trials=trials,
+        ir_material_weight=ir_material_weight,
         nuisance=nuisance,
     )
     return _ensure("regdb", write_synthetic_regdb, cache_dir, params)
@@ -941,35 +973,56 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--camera-presence", type=float, default=0.85,
-                        help="probability that a person appears in a camera")
-    parser.add_argument("--nuisance", type=float, default=1.0,
-                        help="nuisance strength, 1 (realistic) .. 0 (none)")
-    parser.add_argument("--ir-material-weight", type=float, default=0.3,
-                        help="0..1, how unrelated infrared intensity is to colour")
+    parser.add_argument(
+        "--camera-presence",
+        type=float,
+        default=0.85,
+        help="probability that a person appears in a camera",
+    )
+    parser.add_argument(
+        "--nuisance", type=float, default=1.0, help="nuisance strength, 1 (realistic) .. 0 (none)"
+    )
+    parser.add_argument(
+        "--ir-material-weight",
+        type=float,
+        default=0.3,
+        help="0..1, how unrelated infrared intensity is to colour",
+    )
     parser.add_argument("--regdb", action="store_true", help="also write OUT/RegDB")
     parser.add_argument("--regdb-identities", type=int, default=40)
-    parser.add_argument("--regdb-images", type=int, default=10,
-                        help="RegDB images per identity and modality")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing non-empty output folders")
+    parser.add_argument(
+        "--regdb-images", type=int, default=10, help="RegDB images per identity and modality"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing non-empty output folders"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     started = time.perf_counter()
     try:
         sysu = write_synthetic_sysu(
-            out / "SYSU-MM01", identities=args.identities,
-            images_per_camera=args.images_per_camera, height=args.height, width=args.width,
-            seed=args.seed, camera_presence=args.camera_presence,
-            ir_material_weight=args.ir_material_weight, nuisance=args.nuisance,
+            out / "SYSU-MM01",
+            identities=args.identities,
+            images_per_camera=args.images_per_camera,
+            height=args.height,
+            width=args.width,
+            seed=args.seed,
+            camera_presence=args.camera_presence,
+            ir_material_weight=args.ir_material_weight,
+            nuisance=args.nuisance,
             overwrite=args.overwrite,
         )
         print(f"SYSU-MM01 layout: {sysu}")
         if args.regdb:
             regdb = write_synthetic_regdb(
-                out / "RegDB", identities=args.regdb_identities,
-                images_per_modality=args.regdb_images, height=args.height, width=args.width,
-                seed=args.seed, ir_material_weight=args.ir_material_weight, nuisance=args.nuisance,
+                out / "RegDB",
+                identities=args.regdb_identities,
+                images_per_modality=args.regdb_images,
+                height=args.height,
+                width=args.width,
+                seed=args.seed,
+                ir_material_weight=args.ir_material_weight,
+                nuisance=args.nuisance,
                 overwrite=args.overwrite,
             )
             print(f"RegDB layout:     {regdb}")

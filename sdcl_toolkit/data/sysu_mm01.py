@@ -34,8 +34,9 @@ import logging
 import os
 import random
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 from .records import IR, RGB, ImageRecord
 
@@ -51,11 +52,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SYSU_RGB_CAMERAS: Tuple[int, ...] = (1, 2, 4, 5)
+SYSU_RGB_CAMERAS: tuple[int, ...] = (1, 2, 4, 5)
 """Visible cameras of SYSU-MM01."""
-SYSU_IR_CAMERAS: Tuple[int, ...] = (3, 6)
+SYSU_IR_CAMERAS: tuple[int, ...] = (3, 6)
 """Infrared cameras of SYSU-MM01."""
-SYSU_GALLERY_CAMERAS: Dict[str, Tuple[int, ...]] = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+SYSU_GALLERY_CAMERAS: dict[str, tuple[int, ...]] = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 """Gallery cameras of the two search modes, in the order the official sampler visits them."""
 SYSU_NUM_TRIALS = 10
 """Number of gallery trials reported (``trial = 0 .. 9``)."""
@@ -107,10 +108,10 @@ def _is_image(name: str) -> bool:
 
 
 def _folder_name(pid: int) -> str:
-    return "%04d" % pid  # the official scripts format ids this way
+    return f"{pid:04d}"  # the official scripts format ids this way
 
 
-def _parse_ids(path: Path, problems: List[str]) -> Optional[List[int]]:
+def _parse_ids(path: Path, problems: list[str]) -> Optional[list[int]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -167,19 +168,19 @@ class SYSUMM01:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {type(root).__name__}")
         self.root = Path(root).expanduser().resolve()
-        problems: List[str] = []
+        problems: list[str] = []
         if not self.root.is_dir():
             problems.append(f"root folder {self.root} does not exist")
             raise DatasetLayoutError("SYSU-MM01", self.root, problems, _SYSU_LAYOUT)
 
-        cameras: Dict[int, set] = {}
+        cameras: dict[int, set] = {}
         for cam in range(1, 7):
             folder = self.root / f"cam{cam}"
             if folder.is_dir():
                 cameras[cam] = {e.name for e in os.scandir(folder) if e.is_dir()}
             else:
                 problems.append(f"missing folder cam{cam}/")
-        split_ids: Dict[str, List[int]] = {}
+        split_ids: dict[str, list[int]] = {}
         for split in _SPLITS:
             path = self.root / "exp" / f"{split}_id.txt"
             if not path.is_file():
@@ -192,7 +193,7 @@ class SYSUMM01:
             problems.append("exp/test_id.txt lists no identities")
         if {"train", "val"} <= set(split_ids) and not split_ids["train"] + split_ids["val"]:
             problems.append("exp/train_id.txt and exp/val_id.txt list no identities")
-        owner: Dict[int, str] = {}
+        owner: dict[int, str] = {}
         for split, ids in split_ids.items():
             for pid in set(ids):
                 if pid in owner:
@@ -203,8 +204,8 @@ class SYSUMM01:
                 owner[pid] = split
 
         # index: (camera, pid) -> sorted image file names
-        self._files: Dict[Tuple[int, int], List[str]] = {}
-        non_images: List[str] = []
+        self._files: dict[tuple[int, int], list[str]] = {}
+        non_images: list[str] = []
         for split, ids in split_ids.items():
             for pid in sorted(set(ids)):
                 name = _folder_name(pid)
@@ -234,16 +235,17 @@ class SYSUMM01:
             logger.warning(
                 "%d test folders hold files that are not images (e.g. %s); they are ignored, "
                 "whereas the official script would also draw gallery images among them",
-                len(non_images), non_images[0],
+                len(non_images),
+                non_images[0],
             )
         # sorted like the official scripts: by the 4-digit folder name
         key = _folder_name
-        self.train_ids: Tuple[int, ...] = tuple(sorted(split_ids["train"], key=key))
-        self.val_ids: Tuple[int, ...] = tuple(sorted(split_ids["val"], key=key))
-        self.test_ids: Tuple[int, ...] = tuple(sorted(split_ids["test"], key=key))
+        self.train_ids: tuple[int, ...] = tuple(sorted(split_ids["train"], key=key))
+        self.val_ids: tuple[int, ...] = tuple(sorted(split_ids["val"], key=key))
+        self.test_ids: tuple[int, ...] = tuple(sorted(split_ids["test"], key=key))
 
     # ------------------------------------------------------------------ records
-    def _records(self, ids: Sequence[int], cameras: Sequence[int]) -> List[ImageRecord]:
+    def _records(self, ids: Sequence[int], cameras: Sequence[int]) -> list[ImageRecord]:
         records = []
         for pid in ids:
             for cam in cameras:
@@ -253,7 +255,7 @@ class SYSUMM01:
                     records.append(ImageRecord(str(folder / name), pid, cam, modality))
         return records
 
-    def train(self, modality: Optional[str] = None) -> List[ImageRecord]:
+    def train(self, modality: Optional[str] = None) -> list[ImageRecord]:
         """Training records: all images of the train + val identities.
 
         Parameters
@@ -270,13 +272,13 @@ class SYSUMM01:
         ids = sorted(self.train_ids + self.val_ids, key=_folder_name)
         return self._records(ids, cameras)
 
-    def query(self) -> List[ImageRecord]:
+    def query(self) -> list[ImageRecord]:
         """Query records: every infrared image (cam3, cam6) of the test identities, in the
         official order (identity, camera 3 then 6, sorted file names). The same query set
         serves all-search and indoor-search."""
         return self._records(self.test_ids, SYSU_IR_CAMERAS)
 
-    def gallery(self, mode: str = "all", trial: int = 0) -> List[ImageRecord]:
+    def gallery(self, mode: str = "all", trial: int = 0) -> list[ImageRecord]:
         """Gallery records of one trial: one random image per (test identity, camera).
 
         Parameters
@@ -313,7 +315,7 @@ class SYSUMM01:
         )
 
 
-def _modality_cameras(modality: Optional[str]) -> Tuple[int, ...]:
+def _modality_cameras(modality: Optional[str]) -> tuple[int, ...]:
     if modality is None:
         return (1, 2, 3, 4, 5, 6)
     if modality == RGB:

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -63,23 +64,24 @@ __all__ = [
     "test_transform",
 ]
 
-IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 """Per-channel mean used by the official ``Normalize`` (ImageNet statistics)."""
-IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 """Per-channel standard deviation used by the official ``Normalize``."""
-ERASING_FILL: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+ERASING_FILL: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 """Fill values of the official ``ChannelRandomErasing`` (applied to normalised images)."""
-GRAY_WEIGHTS: Tuple[float, float, float] = (0.2989, 0.5870, 0.1140)
+GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.5870, 0.1140)
 """Luma weights of the official gray conversion (and of torchvision's ``rgb_to_grayscale``)."""
 
-Size = Union[int, Tuple[int, int]]
+Size = Union[int, tuple[int, int]]
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_image(image: torch.Tensor, name: str, *, channels: Optional[int] = None,
-                 batched: bool = False) -> None:
+def _check_image(
+    image: torch.Tensor, name: str, *, channels: Optional[int] = None, batched: bool = False
+) -> None:
     """Raise TypeError/ValueError unless ``image`` is a floating tensor ``[C, H, W]``.
 
     With ``batched=True`` any number of leading dimensions ``[..., C, H, W]`` is accepted.
@@ -104,12 +106,14 @@ def _check_image(image: torch.Tensor, name: str, *, channels: Optional[int] = No
         raise ValueError(f"{name} got an empty image of shape {tuple(image.shape)}")
 
 
-def _pair(value: Size, name: str) -> Tuple[int, int]:
+def _pair(value: Size, name: str) -> tuple[int, int]:
     """``int`` or ``(height, width)`` -> validated ``(height, width)`` of positive ints."""
     if isinstance(value, numbers.Integral):
         pair = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) for v in value
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) for v in value)
     ):
         pair = (int(value[0]), int(value[1]))
     else:
@@ -123,8 +127,9 @@ def _device_of(generator: Optional[torch.Generator]) -> torch.device:
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _uniform(low: float, high: float, generator: Optional[torch.Generator],
-             count: Optional[int] = None):
+def _uniform(
+    low: float, high: float, generator: Optional[torch.Generator], count: Optional[int] = None
+):
     """Uniform draw(s) in ``[low, high)``: a float, or a float64 CPU tensor of ``count`` draws."""
     shape = (1,) if count is None else (count,)
     draws = torch.empty(shape, dtype=torch.float64, device=_device_of(generator))
@@ -134,8 +139,9 @@ def _uniform(low: float, high: float, generator: Optional[torch.Generator],
 
 def _randint(low: int, high_exclusive: int, generator: Optional[torch.Generator]) -> int:
     """One integer drawn uniformly from ``[low, high_exclusive)``."""
-    return int(torch.randint(low, high_exclusive, (1,), generator=generator,
-                             device=_device_of(generator)))
+    return int(
+        torch.randint(low, high_exclusive, (1,), generator=generator, device=_device_of(generator))
+    )
 
 
 def _rand(generator: Optional[torch.Generator]) -> float:
@@ -154,8 +160,9 @@ def _accepts_generator(fn: Callable) -> bool:
     return any(p.name == "generator" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def call_transform(fn: Callable, image: torch.Tensor,
-                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def call_transform(
+    fn: Callable, image: torch.Tensor, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """Apply ``fn`` to ``image``, passing ``generator`` when ``fn`` accepts one."""
     if _accepts_generator(fn):
         return fn(image, generator=generator)
@@ -186,8 +193,9 @@ def _hue_sixths(image: torch.Tensor):
     inverse_chroma = torch.where(gray, 1.0, chroma).reciprocal_()
     red_is_max = value == red
     green_is_max = value == green
-    numerator = torch.where(red_is_max, green - blue,
-                            torch.where(green_is_max, blue - red, red - green))
+    numerator = torch.where(
+        red_is_max, green - blue, torch.where(green_is_max, blue - red, red - green)
+    )
     offset = torch.where(red_is_max, 0.0, torch.where(green_is_max, 2.0, 4.0))
     return value, chroma, numerator.mul_(inverse_chroma).add_(offset), gray
 
@@ -241,8 +249,9 @@ def _blend(image: torch.Tensor, other: torch.Tensor, factor: float) -> torch.Ten
     return (factor * image + (1.0 - factor) * other).clamp_(0.0, 1.0)
 
 
-def denormalize(image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-                std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+def denormalize(
+    image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
     """Undo :class:`Normalize`: ``image * std + mean`` per channel, ``[..., C, H, W]``."""
     return Normalize(mean, std).inverse(image)
 
@@ -253,8 +262,9 @@ def denormalize(image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
 class Transform:
     """Base class: ``transform(image, generator=None) -> image`` on ``[C, H, W]`` float tensors."""
 
-    def __call__(self, image: torch.Tensor,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, image: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -273,7 +283,7 @@ class Compose(Transform):
         for position, fn in enumerate(transforms):
             if not callable(fn):
                 raise TypeError(f"transforms[{position}] is not callable: {fn!r}")
-        self.transforms: List[Callable] = transforms
+        self.transforms: list[Callable] = transforms
         self._takes_generator = [_accepts_generator(fn) for fn in transforms]
 
     def __call__(self, image, generator=None):
@@ -314,8 +324,13 @@ class Resize(Transform):
         if self.interpolation == "nearest":
             out = F.interpolate(flat, size=self.size, mode="nearest-exact")
         else:
-            out = F.interpolate(flat, size=self.size, mode=self.interpolation,
-                                align_corners=False, antialias=self.antialias)
+            out = F.interpolate(
+                flat,
+                size=self.size,
+                mode=self.interpolation,
+                align_corners=False,
+                antialias=self.antialias,
+            )
             if self.interpolation == "bicubic":
                 out = out.clamp_(0.0, 1.0)
         return out.reshape(*leading, *out.shape[-3:])
@@ -329,6 +344,7 @@ class Pad(Transform):
     """
 
     def __init__(self, padding: Union[int, Sequence[int]] = 10, fill: float = 0.0) -> None:
+        sides: tuple[int, ...]
         if isinstance(padding, numbers.Integral):
             sides = (int(padding),) * 4
         elif isinstance(padding, (tuple, list)) and len(padding) == 2:
@@ -369,7 +385,7 @@ class RandomCrop(Transform):
             )
         top = _randint(0, height - crop_h + 1, generator)
         left = _randint(0, width - crop_w + 1, generator)
-        return image[:, top:top + crop_h, left:left + crop_w].clone()
+        return image[:, top : top + crop_h, left : left + crop_w].clone()
 
 
 class RandomHorizontalFlip(Transform):
@@ -387,14 +403,16 @@ class RandomHorizontalFlip(Transform):
         return image.clone()
 
 
-def _jitter_range(value, name: str, *, center: float, bound: Tuple[float, float],
-                  clip_first_to_zero: bool) -> Optional[Tuple[float, float]]:
-    """torchvision's ColorJitter argument rule: ``v -> [center - v, center + v]``, or ``(lo, hi)``.
-    """
+def _jitter_range(
+    value, name: str, *, center: float, bound: tuple[float, float], clip_first_to_zero: bool
+) -> Optional[tuple[float, float]]:
+    """torchvision's ColorJitter argument rule: ``v -> [center - v, center + v]``, or
+    ``(lo, hi)``."""
     if isinstance(value, numbers.Number):
-        if value < 0:
+        amount: Any = value  # numbers.Number declares neither ordering nor float()
+        if amount < 0:
             raise ValueError(f"ColorJitter {name} must be non-negative, got {value}")
-        low, high = center - float(value), center + float(value)
+        low, high = center - float(amount), center + float(amount)
         if clip_first_to_zero:
             low = max(low, 0.0)
     elif isinstance(value, (tuple, list)) and len(value) == 2:
@@ -425,17 +443,26 @@ class ColorJitter(Transform):
     before resizing. Input: RGB ``[3, H, W]`` in ``[0, 1]``.
     """
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                 hue: float = 0.0) -> None:
+    def __init__(
+        self,
+        brightness: float = 0.0,
+        contrast: float = 0.0,
+        saturation: float = 0.0,
+        hue: float = 0.0,
+    ) -> None:
         inf = float("inf")
-        self.brightness = _jitter_range(brightness, "brightness", center=1.0, bound=(0.0, inf),
-                                        clip_first_to_zero=True)
-        self.contrast = _jitter_range(contrast, "contrast", center=1.0, bound=(0.0, inf),
-                                      clip_first_to_zero=True)
-        self.saturation = _jitter_range(saturation, "saturation", center=1.0, bound=(0.0, inf),
-                                        clip_first_to_zero=True)
-        self.hue = _jitter_range(hue, "hue", center=0.0, bound=(-0.5, 0.5),
-                                 clip_first_to_zero=False)
+        self.brightness = _jitter_range(
+            brightness, "brightness", center=1.0, bound=(0.0, inf), clip_first_to_zero=True
+        )
+        self.contrast = _jitter_range(
+            contrast, "contrast", center=1.0, bound=(0.0, inf), clip_first_to_zero=True
+        )
+        self.saturation = _jitter_range(
+            saturation, "saturation", center=1.0, bound=(0.0, inf), clip_first_to_zero=True
+        )
+        self.hue = _jitter_range(
+            hue, "hue", center=0.0, bound=(-0.5, 0.5), clip_first_to_zero=False
+        )
 
     def sample_parameters(self, generator: Optional[torch.Generator] = None):
         """Draw ``(order, brightness, contrast, saturation, hue)`` as torchvision does.
@@ -451,9 +478,14 @@ class ColorJitter(Transform):
         return (order, *factors)
 
     @staticmethod
-    def apply(image: torch.Tensor, order: Sequence[int], brightness: Optional[float],
-              contrast: Optional[float], saturation: Optional[float],
-              hue: Optional[float]) -> torch.Tensor:
+    def apply(
+        image: torch.Tensor,
+        order: Sequence[int],
+        brightness: Optional[float],
+        contrast: Optional[float],
+        saturation: Optional[float],
+        hue: Optional[float],
+    ) -> torch.Tensor:
         """Apply the four operations with fixed parameters (``None`` skips one)."""
         for op in order:
             if op == 0 and brightness is not None:
@@ -479,8 +511,9 @@ class Normalize(Transform):
     Accepts ``[..., C, H, W]``; deterministic. :meth:`inverse` undoes it.
     """
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+    def __init__(
+        self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    ) -> None:
         mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         if len(mean) != len(std) or not mean:
             raise ValueError(
@@ -490,7 +523,7 @@ class Normalize(Transform):
             raise ValueError(f"Normalize std must be positive, got {std}")
         self.mean, self.std = mean, std
 
-    def _stats(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _stats(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_image(image, "Normalize", channels=len(self.mean), batched=True)
         shape = (len(self.mean), 1, 1)
         mean = torch.tensor(self.mean, dtype=image.dtype, device=image.device).view(shape)
@@ -520,9 +553,14 @@ class RandomErasing(Transform):
     applied after normalisation. A single-channel image is filled with ``fill[0]``.
     """
 
-    def __init__(self, probability: float = 0.5, area: Tuple[float, float] = (0.02, 0.4),
-                 aspect_ratio: Tuple[float, float] = (0.3, 1.0 / 0.3),
-                 fill: Sequence[float] = ERASING_FILL, max_attempts: int = 100) -> None:
+    def __init__(
+        self,
+        probability: float = 0.5,
+        area: tuple[float, float] = (0.02, 0.4),
+        aspect_ratio: tuple[float, float] = (0.3, 1.0 / 0.3),
+        fill: Sequence[float] = ERASING_FILL,
+        max_attempts: int = 100,
+    ) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"RandomErasing probability must be in [0, 1], got {probability}")
         if not (len(area) == 2 and 0.0 < area[0] <= area[1] <= 1.0):
@@ -530,8 +568,10 @@ class RandomErasing(Transform):
                 f"RandomErasing area must be (min, max) with 0 < min <= max <= 1, got {area}"
             )
         if not (len(aspect_ratio) == 2 and 0.0 < aspect_ratio[0] <= aspect_ratio[1]):
-            raise ValueError(f"RandomErasing aspect_ratio must be (min, max) with 0 < min <= max, "
-                             f"got {aspect_ratio}")
+            raise ValueError(
+                f"RandomErasing aspect_ratio must be (min, max) with 0 < min <= max, "
+                f"got {aspect_ratio}"
+            )
         if max_attempts < 1:
             raise ValueError(f"RandomErasing max_attempts must be >= 1, got {max_attempts}")
         self.probability = float(probability)
@@ -542,7 +582,7 @@ class RandomErasing(Transform):
 
     def sample_box(
         self, height: int, width: int, generator: Optional[torch.Generator] = None
-    ) -> Optional[Tuple[int, int, int, int]]:
+    ) -> Optional[tuple[int, int, int, int]]:
         """Draw ``(top, left, h, w)`` of the rectangle to erase, or ``None`` for no erasing.
 
         All attempts are drawn at once (area then aspect per attempt) and the first that fits
@@ -579,12 +619,12 @@ class RandomErasing(Transform):
             return out
         top, left, h, w = box
         fill = torch.tensor(self.fill[:channels], dtype=image.dtype, device=image.device)
-        out[:, top:top + h, left:left + w] = fill.view(channels, 1, 1)
+        out[:, top : top + h, left : left + w] = fill.view(channels, 1, 1)
         return out
 
 
 def _channel_copy(image: torch.Tensor, channel: int) -> torch.Tensor:
-    return image[channel:channel + 1].expand_as(image).clone()
+    return image[channel : channel + 1].expand_as(image).clone()
 
 
 def _gray_copy(image: torch.Tensor) -> torch.Tensor:
@@ -603,7 +643,7 @@ class ChannelExchange(Transform):
     def __init__(self, gray: int = 2) -> None:
         if not isinstance(gray, numbers.Integral) or gray < 0:
             raise ValueError(f"ChannelExchange gray must be a non-negative int, got {gray!r}")
-        self.gray = int(gray)
+        self.gray: int = int(gray)
 
     def __call__(self, image, generator=None):
         _check_image(image, "ChannelExchange", channels=3)
@@ -638,8 +678,15 @@ class ChannelAdapGray(Transform):
 # ----------------------------------------------------------------------------- official pipelines
 
 
-def _train_core(height: int, width: int, *, jitter: float = 0.5, hue: float = 0.5,
-                padding: int = 10, erasing: float = 0.5) -> List[Transform]:
+def _train_core(
+    height: int,
+    width: int,
+    *,
+    jitter: float = 0.5,
+    hue: float = 0.5,
+    padding: int = 10,
+    erasing: float = 0.5,
+) -> list[Transform]:
     size = _pair((height, width), "(height, width)")
     return [
         ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=hue),
@@ -659,23 +706,24 @@ _STRENGTHS_DOC = """
     with the image size."""
 
 
-def rgb_train_transform(height: int, width: int, **strengths: float) -> Compose:
+def rgb_train_transform(height: int, width: int, **strengths: Any) -> Compose:
     """Official first RGB view: jitter, resize, pad 10 + crop, flip, normalise, erase (SPEC 8)."""
     return Compose(_train_core(height, width, **strengths))
 
 
-def rgb_train_transform_second_view(height: int, width: int, **strengths: float) -> Compose:
+def rgb_train_transform_second_view(height: int, width: int, **strengths: Any) -> Compose:
     """Official second RGB view: :func:`rgb_train_transform`, then ``ChannelExchange(gray=2)``."""
     return Compose(_train_core(height, width, **strengths) + [ChannelExchange(gray=2)])
 
 
-def ir_train_transform(height: int, width: int, **strengths: float) -> Compose:
+def ir_train_transform(height: int, width: int, **strengths: Any) -> Compose:
     """Official infrared view: :func:`rgb_train_transform` followed by ``ChannelAdapGray(0.5)``."""
     return Compose(_train_core(height, width, **strengths) + [ChannelAdapGray(probability=0.5)])
 
 
 for _fn in (rgb_train_transform, rgb_train_transform_second_view, ir_train_transform):
-    _fn.__doc__ += "\n" + _STRENGTHS_DOC
+    if _fn.__doc__ is not None:  # docstrings are stripped under ``python -OO``
+        _fn.__doc__ += "\n" + _STRENGTHS_DOC
 
 
 def test_transform(height: int, width: int, interpolation: str = "bicubic") -> Compose:
@@ -684,8 +732,12 @@ def test_transform(height: int, width: int, interpolation: str = "bicubic") -> C
     The official feature loader used for clustering resizes with bicubic interpolation
     (``interpolation=3``), the default here.
     """
-    return Compose([Resize((height, width), interpolation=interpolation),
-                    Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return Compose(
+        [
+            Resize((height, width), interpolation=interpolation),
+            Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
-test_transform.__test__ = False  # not a pytest test despite its name
+test_transform.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

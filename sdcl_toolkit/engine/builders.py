@@ -7,7 +7,7 @@ brings their own model or optimiser builds the others with these functions.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,16 +32,21 @@ def build_model(config: TrainConfig) -> nn.Module:
     ``vit.blocks[-1]`` and ``vit.norm`` only seed the ``b1`` / ``b2`` branches and get no
     gradient, so they are frozen (the official model leaves them out of the forward pass).
     """
-    overrides: Dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
     if config.height is not None or config.width is not None:
         base = get_config(config.model)
-        overrides["img_size"] = (config.height or base.img_size[0],
-                                 config.width or base.img_size[1])
+        overrides["img_size"] = (
+            config.height or base.img_size[0],
+            config.width or base.img_size[1],
+        )
     if config.drop_path_rate is not None:
         overrides["drop_path_rate"] = config.drop_path_rate
-    model = build_shallow_deep_vit(config.model, pretrained=config.pretrained_path,
-                                   gradient_checkpointing=config.gradient_checkpointing,
-                                   **overrides)
+    model = build_shallow_deep_vit(
+        config.model,
+        pretrained=config.pretrained_path,
+        gradient_checkpointing=config.gradient_checkpointing,
+        **overrides,
+    )
     for module in (model.vit.blocks[-1], model.vit.norm):
         module.requires_grad_(False)
     return model
@@ -51,8 +56,9 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     """SGD over the trainable parameters (``lr``, ``sgd_momentum``, ``weight_decay`` on every
     parameter, as the official script)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.sgd_momentum,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.sgd_momentum, weight_decay=config.weight_decay
+    )
 
 
 def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:

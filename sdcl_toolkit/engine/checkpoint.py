@@ -15,13 +15,19 @@ import random
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 
-__all__ = ["CheckpointLoadError", "save_checkpoint", "load_checkpoint", "capture_rng_state",
-           "restore_rng_state", "LAST_CHECKPOINT"]
+__all__ = [
+    "CheckpointLoadError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "capture_rng_state",
+    "restore_rng_state",
+    "LAST_CHECKPOINT",
+]
 
 LAST_CHECKPOINT = "last.pth"
 """File name of the end-of-epoch checkpoint in the output folder."""
@@ -33,9 +39,9 @@ class CheckpointLoadError(ValueError):
     """A training checkpoint is missing, unreadable or not a training checkpoint."""
 
 
-def capture_rng_state() -> Dict[str, Any]:
+def capture_rng_state() -> dict[str, Any]:
     """States of every random number generator a training step draws from."""
-    state: Dict[str, Any] = {
+    state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
@@ -45,7 +51,7 @@ def capture_rng_state() -> Dict[str, Any]:
     return state
 
 
-def restore_rng_state(state: Dict[str, Any]) -> None:
+def restore_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`capture_rng_state` captured."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -54,7 +60,7 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> Path:
+def save_checkpoint(path: PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +83,7 @@ def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> Path:
 _REQUIRED_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng", "config")
 
 
-def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a training checkpoint written by :func:`save_checkpoint`.
 
     Raises
@@ -90,17 +96,26 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]
     if not path.is_file():
         raise CheckpointLoadError(
             f"no checkpoint at {path}: nothing to resume from (run without --resume to start "
-            "a new run, or point --output-dir at the run to continue)")
+            "a new run, or point --output-dir at the run to continue)"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            OSError, ValueError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+    ) as error:
         raise CheckpointLoadError(
             f"checkpoint {path} is corrupt or truncated ({type(error).__name__}: {error}); "
-            "delete it to start over, or restore a copy") from error
+            "delete it to start over, or restore a copy"
+        ) from error
     if not isinstance(state, dict) or any(k not in state for k in _REQUIRED_KEYS):
         found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise CheckpointLoadError(
             f"{path} is not a training checkpoint of this toolkit: expected keys "
-            f"{list(_REQUIRED_KEYS)}, found {found}")
+            f"{list(_REQUIRED_KEYS)}, found {found}"
+        )
     return state

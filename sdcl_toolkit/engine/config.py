@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Dict, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
 
 from ..recipe import OFFICIAL_SYSU as _SYSU
 from ..recipe import RECIPE_FIELDS, SDCLRecipe
@@ -154,7 +155,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ presets
 
     @classmethod
-    def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> "TrainConfig":
+    def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> TrainConfig:
         """A configuration whose hyper-parameters are ``recipe``'s, plus ``overrides``."""
         values = {name: getattr(recipe, name) for name in _SHARED_FIELDS}
         values["dataset"] = recipe.dataset
@@ -162,20 +163,20 @@ class TrainConfig:
         return dataclasses.replace(cls(**values), **overrides)
 
     @classmethod
-    def sysu(cls, **overrides: Any) -> "TrainConfig":
+    def sysu(cls, **overrides: Any) -> TrainConfig:
         """Official SYSU-MM01 recipe (:meth:`SDCLRecipe.sysu`). Needs ``pretrained``: the
         TransReID-SSL checkpoint, or ``"none"`` for a random initialisation."""
         return cls.from_recipe(SDCLRecipe.sysu(), **overrides)
 
     @classmethod
-    def regdb(cls, **overrides: Any) -> "TrainConfig":
+    def regdb(cls, **overrides: Any) -> TrainConfig:
         """Official RegDB recipe (:meth:`SDCLRecipe.regdb`): 30 epochs x 50 iterations, stage
         2 from 20, eps 0.3, CRA depth 10, RGB k1 unchanged in stage 2, memory momentum 0.99 in
         the first epoch, neighbour terms from epoch 1."""
         return cls.from_recipe(SDCLRecipe.regdb(), **overrides)
 
     @classmethod
-    def demo(cls, **overrides: Any) -> "TrainConfig":
+    def demo(cls, **overrides: Any) -> TrainConfig:
         """A few minutes on a CPU, no downloads: the generated miniature SYSU-MM01 (target,
         no labels used), the tiny ViT pretrained with labels on generated identities
         disjoint from the target (a stand-in for the LUPerson checkpoint), then SDCL with
@@ -183,11 +184,27 @@ class TrainConfig:
         stage 2 from epoch 4, heterogeneous CNL from epoch 2, PK batches of 32 + 32).
         Padding is scaled to the 32-pixel width; metrics are printed for the random
         initialisation, the pretrained start and the end of training."""
-        base = cls.sysu(model="tiny", pretrained="none", synthetic_images_per_camera=10,
-                        epochs=8, cmlabel=4, heterogeneous_start=2, iters_stage1=30,
-                        iters_stage2=30, batch_ir=32, batch_rgb=32, num_instances=4, k1=20,
-                        stage2_rgb_k1=15, aug_padding=2, pretrain_steps=400, eval_every=0,
-                        eval_before=True, output_dir="outputs/demo", seed=0)
+        base = cls.sysu(
+            model="tiny",
+            pretrained="none",
+            synthetic_images_per_camera=10,
+            epochs=8,
+            cmlabel=4,
+            heterogeneous_start=2,
+            iters_stage1=30,
+            iters_stage2=30,
+            batch_ir=32,
+            batch_rgb=32,
+            num_instances=4,
+            k1=20,
+            stage2_rgb_k1=15,
+            aug_padding=2,
+            pretrain_steps=400,
+            eval_every=0,
+            eval_before=True,
+            output_dir="outputs/demo",
+            seed=0,
+        )
         return dataclasses.replace(base, **overrides)
 
     @property
@@ -204,13 +221,16 @@ class TrainConfig:
         """The :class:`SDCLRecipe` this configuration trains with: the dataset's official
         recipe with this configuration's values (its name ends in ``+modified`` where they
         differ)."""
-        base = SDCLRecipe.for_dataset(self.dataset) if self.dataset in ("sysu", "regdb") \
+        base = (
+            SDCLRecipe.for_dataset(self.dataset)
+            if self.dataset in ("sysu", "regdb")
             else SDCLRecipe.sysu()
+        )
         return base.replace(**{name: getattr(self, name) for name in _SHARED_FIELDS})
 
     # ------------------------------------------------------------------ helpers
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ``ValueError`` naming every inconsistent setting; return ``self``.
 
         Checks everything a run needs before its first epoch, including every recipe value
@@ -227,7 +247,8 @@ class TrainConfig:
                 f"no --pretrained checkpoint: the official recipe fine-tunes TransReID-SSL's "
                 f"{SDCLRecipe.sysu().checkpoint} (ViT-B/16 ICS, self-supervised on LUPerson). "
                 "Pass --pretrained PATH, or --pretrained none to train from a random "
-                "initialisation on purpose")
+                "initialisation on purpose"
+            )
         for name in ("trials", "eval_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -248,15 +269,15 @@ class TrainConfig:
     def iterations(self, epoch: int) -> int:
         return self.recipe().iterations(epoch)
 
-    def augmentation(self) -> Dict[str, float]:
+    def augmentation(self) -> dict[str, float]:
         """Keyword strengths for the official training pipelines (``rgb_train_transform`` ...)."""
         return self.recipe().augmentation()
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -264,9 +285,12 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-_SHARED_FIELDS = tuple(name for name in RECIPE_FIELDS
-                       if name in {f.name for f in fields(TrainConfig)}
-                       and name not in ("height", "width", "drop_path_rate"))
+_SHARED_FIELDS = tuple(
+    name
+    for name in RECIPE_FIELDS
+    if name in {f.name for f in fields(TrainConfig)}
+    and name not in ("height", "width", "drop_path_rate")
+)
 """Hyper-parameters that a :class:`TrainConfig` and an :class:`SDCLRecipe` share by name."""
 
 
@@ -281,39 +305,52 @@ def _base_type(annotation: Any):
     return annotation, False
 
 
+def _none_or(convert_one: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert_one``, except that ``"none"`` (any case) clears an optional value."""
+
+    def convert(text: str) -> Any:  # argparse names the type "convert" in its errors
+        return None if text.lower() == "none" else convert_one(text)
+
+    return convert
+
+
 def build_parser(defaults: TrainConfig, description: str = "") -> argparse.ArgumentParser:
     """An argparse parser with one flag per :class:`TrainConfig` field, defaults from
     ``defaults`` (so a preset's values are the script's defaults)."""
     parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     hints = get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
         kind, optional = _base_type(hints[f.name])
         default = getattr(defaults, f.name)
         if kind is bool:
-            parser.add_argument(_flag(f.name), default=default,
-                                action=argparse.BooleanOptionalAction)
+            parser.add_argument(
+                _flag(f.name), default=default, action=argparse.BooleanOptionalAction
+            )
         else:
-            convert = {int: int, float: float, str: str}.get(kind, str)
+            convert: Callable[[str], Any] = {int: int, float: float, str: str}.get(kind, str)
             if optional and f.name != "pretrained":  # "none" is pretrained's explicit choice
-                def convert(text: str, _c=convert):  # "none" clears an optional value
-                    return None if text.lower() == "none" else _c(text)
-            parser.add_argument(_flag(f.name), type=convert, default=default,
-                                metavar=kind.__name__.upper())
+                convert = _none_or(convert)
+
+            parser.add_argument(
+                _flag(f.name), type=convert, default=default, metavar=kind.__name__.upper()
+            )
     return parser
 
 
-def parse_config(defaults: TrainConfig, argv: Optional[Sequence[str]] = None,
-                 description: str = "") -> TrainConfig:
+def parse_config(
+    defaults: TrainConfig, argv: Optional[Sequence[str]] = None, description: str = ""
+) -> TrainConfig:
     """Parse ``argv`` into a validated :class:`TrainConfig` whose defaults are ``defaults``."""
     args = build_parser(defaults, description).parse_args(argv)
-    values = {k: v for k, v in vars(args).items()}
+    values = dict(vars(args))
     return dataclasses.replace(defaults, **values).validate()
 
 
-
-def sysu_config_from_argv(argv: Optional[Sequence[str]] = None,
-                          description: str = "") -> TrainConfig:
+def sysu_config_from_argv(
+    argv: Optional[Sequence[str]] = None, description: str = ""
+) -> TrainConfig:
     """The configuration of ``examples/train_sysu.py``: the official SYSU-MM01 preset when
     ``--data-dir`` is given, else the CPU demo preset on the generated miniature dataset
     (either way every field can be overridden by its flag)."""

@@ -10,8 +10,9 @@ thermal->visible on the test split of one trial.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 
@@ -28,19 +29,30 @@ class EvaluationResult:
 
     setting: str
     mean: RankResult
-    trials: List[RankResult]
+    trials: list[RankResult]
 
-    def as_dict(self) -> Dict[str, object]:
-        return {"setting": self.setting, "mean": self.mean.as_dict(),
-                "trials": [t.as_dict() for t in self.trials]}
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "setting": self.setting,
+            "mean": self.mean.as_dict(),
+            "trials": [t.as_dict() for t in self.trials],
+        }
 
 
-def _features_by_path(model, records: Sequence[ImageRecord], modality: str, transform,
-                      **kwargs) -> Dict[str, torch.Tensor]:
+def _features_by_path(
+    model, records: Sequence[ImageRecord], modality: str, transform, **kwargs
+) -> dict[str, torch.Tensor]:
     unique = list(dict.fromkeys(r.path for r in records))
     by_path = {r.path: r for r in records}
-    feats, _ = extract_features(model, [by_path[p] for p in unique], modality, transform,
-                                normalized=True, flip=True, **kwargs)
+    feats, _ = extract_features(
+        model,
+        [by_path[p] for p in unique],
+        modality,
+        transform,
+        normalized=True,
+        flip=True,
+        **kwargs,
+    )
     return {p: feats[i] for i, p in enumerate(unique)}
 
 
@@ -48,8 +60,14 @@ def _evaluate_pair(query_feats, query, gallery_feats, gallery, protocol) -> Rank
     q = torch.stack([query_feats[r.path] for r in query])
     g = torch.stack([gallery_feats[r.path] for r in gallery])
     distance = query_gallery_distance(q, g)
-    return evaluate_rank(distance, [r.pid for r in query], [r.pid for r in gallery],
-                         [r.camid for r in query], [r.camid for r in gallery], protocol=protocol)
+    return evaluate_rank(
+        distance,
+        [r.pid for r in query],
+        [r.pid for r in gallery],
+        [r.camid for r in query],
+        [r.camid for r in gallery],
+        protocol=protocol,
+    )
 
 
 def evaluate_sysu(
@@ -64,23 +82,27 @@ def evaluate_sysu(
     amp: bool = False,
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
-) -> Dict[str, EvaluationResult]:
+) -> dict[str, EvaluationResult]:
     """SYSU-MM01 all-search / indoor-search, averaged over ``trials`` gallery draws.
 
     Every distinct query and gallery image is extracted once (galleries of different trials
     overlap), then each trial is scored. Returns ``{mode: EvaluationResult}``.
     """
-    kwargs = dict(device=device, batch_size=batch_size, amp=amp, num_workers=num_workers,
-                  progress=progress)
+    kwargs = dict(
+        device=device, batch_size=batch_size, amp=amp, num_workers=num_workers, progress=progress
+    )
     query = dataset.query()
     galleries = {(mode, t): dataset.gallery(mode, t) for mode in modes for t in range(trials)}
     query_feats = _features_by_path(model, query, IR, transform, **kwargs)
     gallery_feats = _features_by_path(
-        model, [r for g in galleries.values() for r in g], RGB, transform, **kwargs)
+        model, [r for g in galleries.values() for r in g], RGB, transform, **kwargs
+    )
     out = {}
     for mode in modes:
-        per_trial = [_evaluate_pair(query_feats, query, gallery_feats, galleries[(mode, t)],
-                                    "sysu") for t in range(trials)]
+        per_trial = [
+            _evaluate_pair(query_feats, query, gallery_feats, galleries[(mode, t)], "sysu")
+            for t in range(trials)
+        ]
         out[mode] = EvaluationResult(f"{mode}-search", mean_rank_results(per_trial), per_trial)
     return out
 
@@ -95,29 +117,38 @@ def evaluate_regdb(
     amp: bool = False,
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
-) -> Dict[str, EvaluationResult]:
+) -> dict[str, EvaluationResult]:
     """RegDB visible->thermal and thermal->visible on one trial's test split."""
-    kwargs = dict(device=device, batch_size=batch_size, amp=amp, num_workers=num_workers,
-                  progress=progress)
+    kwargs = dict(
+        device=device, batch_size=batch_size, amp=amp, num_workers=num_workers, progress=progress
+    )
     visible, thermal = dataset.test(RGB), dataset.test(IR)
     vis_feats = _features_by_path(model, visible, RGB, transform, **kwargs)
     thr_feats = _features_by_path(model, thermal, IR, transform, **kwargs)
     v2t = _evaluate_pair(vis_feats, visible, thr_feats, thermal, "regdb")
     t2v = _evaluate_pair(thr_feats, thermal, vis_feats, visible, "regdb")
-    return {"visible_to_thermal": EvaluationResult("visible->thermal", v2t, [v2t]),
-            "thermal_to_visible": EvaluationResult("thermal->visible", t2v, [t2v])}
+    return {
+        "visible_to_thermal": EvaluationResult("visible->thermal", v2t, [v2t]),
+        "thermal_to_visible": EvaluationResult("thermal->visible", t2v, [t2v]),
+    }
 
 
-def format_results(results: Dict[str, EvaluationResult], title: str,
-                   per_trial: bool = False) -> str:
+def format_results(
+    results: dict[str, EvaluationResult], title: str, per_trial: bool = False
+) -> str:
     """A readable table: Rank-1/5/10/20, mAP, mINP per setting (percent)."""
-    lines = [title, f"{'setting':<20}{'R-1':>8}{'R-5':>8}{'R-10':>8}{'R-20':>8}{'mAP':>8}"
-             f"{'mINP':>8}"]
+    lines = [
+        title,
+        f"{'setting':<20}{'R-1':>8}{'R-5':>8}{'R-10':>8}{'R-20':>8}{'mAP':>8}{'mINP':>8}",
+    ]
 
     def row(name: str, r: RankResult) -> str:
         ranks = [r.rank(k) if k <= len(r.cmc) else float("nan") for k in (1, 5, 10, 20)]
-        return (f"{name:<20}" + "".join(f"{100 * v:8.2f}" for v in ranks)
-                + f"{100 * r.mAP:8.2f}{100 * r.mINP:8.2f}")
+        return (
+            f"{name:<20}"
+            + "".join(f"{100 * v:8.2f}" for v in ranks)
+            + f"{100 * r.mAP:8.2f}{100 * r.mINP:8.2f}"
+        )
 
     for result in results.values():
         lines.append(row(result.setting, result.mean))

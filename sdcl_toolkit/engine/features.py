@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Callable, Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -12,10 +13,13 @@ from ..data.loaders import make_test_loader
 from ..data.records import ImageRecord
 from ..distributed import all_gather_cat, get_rank, get_world_size
 
+if TYPE_CHECKING:
+    from ..models.shallow_deep import ShallowDeepViT
+
 __all__ = ["extract_features", "shard_bounds", "autocast_context", "BranchForward"]
 
 
-def shard_bounds(total: int, rank: int, world: int) -> Tuple[int, int]:
+def shard_bounds(total: int, rank: int, world: int) -> tuple[int, int]:
     """Contiguous, balanced ``[start, stop)`` of ``total`` items for ``rank`` of ``world``."""
     base, extra = divmod(total, world)
     start = rank * base + min(rank, extra)
@@ -29,7 +33,7 @@ def autocast_context(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-BranchForward = Callable[[torch.Tensor, str], Tuple[torch.Tensor, torch.Tensor]]
+BranchForward = Callable[[torch.Tensor, str], tuple[torch.Tensor, torch.Tensor]]
 """``forward(images [B, 3, H, W], modality) -> (deep [B, D], shallow [B, D])``."""
 
 
@@ -48,7 +52,7 @@ def extract_features(
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
     forward: Optional[BranchForward] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Deep and shallow features of every record, in record order, on every rank.
 
     Each rank extracts a contiguous shard of ``records``; the shards are gathered in rank
@@ -71,8 +75,9 @@ def extract_features(
     """
     world, rank = get_world_size(), get_rank()
     start, stop = shard_bounds(len(records), rank, world)
-    loader = make_test_loader(list(records[start:stop]), transform, batch_size=batch_size,
-                              num_workers=num_workers)
+    loader = make_test_loader(
+        list(records[start:stop]), transform, batch_size=batch_size, num_workers=num_workers
+    )
     deep_parts, shallow_parts = [], []
     batches = progress(loader) if progress is not None else loader
     was_training = model.training
@@ -82,12 +87,12 @@ def extract_features(
             images = batch[0].to(device, non_blocking=True)
             with autocast_context(device, amp):
                 if forward is None:
-                    deep, shallow = model.extract_branches(images, modality, flip=flip)
+                    sdvit = cast("ShallowDeepViT", model)
+                    deep, shallow = sdvit.extract_branches(images, modality, flip=flip)
                 else:
                     deep, shallow = (f.float() for f in forward(images, modality))
                     if flip:
-                        deep_f, shallow_f = (f.float() for f in forward(images.flip(-1),
-                                                                         modality))
+                        deep_f, shallow_f = (f.float() for f in forward(images.flip(-1), modality))
                         deep, shallow = (deep + deep_f) / 2, (shallow + shallow_f) / 2
             deep, shallow = deep.float(), shallow.float()
             if normalized:
@@ -100,8 +105,9 @@ def extract_features(
     if not deep_parts and forward is not None and world == 1:
         raise ValueError(f"no {modality} records to extract features from")
     width = getattr(model, "feature_dim", 0)
-    deep = torch.cat(deep_parts) if deep_parts else torch.zeros(0, 2 * width if normalized
-                                                                else width)
+    deep = (
+        torch.cat(deep_parts) if deep_parts else torch.zeros(0, 2 * width if normalized else width)
+    )
     shallow = torch.cat(shallow_parts) if shallow_parts else torch.zeros(0, width)
     if world > 1:
         gather_device = device if device.type == "cuda" else torch.device("cpu")

@@ -16,7 +16,8 @@ official augmentations, optimised with AdamW. The classifier is discarded.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, cast
 
 import numpy as np
 import torch
@@ -24,8 +25,11 @@ import torch.nn.functional as F
 
 from ..data.loaders import make_train_loader
 from ..data.records import IR, RGB, ImageRecord
-from ..data.transforms import (ir_train_transform, rgb_train_transform,
-                               rgb_train_transform_second_view)
+from ..data.transforms import (
+    ir_train_transform,
+    rgb_train_transform,
+    rgb_train_transform_second_view,
+)
 from ..recipe import OFFICIAL_SYSU
 from .features import autocast_context
 
@@ -34,7 +38,7 @@ __all__ = ["pretrain_on_identities"]
 
 def pretrain_on_identities(
     model: torch.nn.Module,
-    records: Dict[str, Sequence[ImageRecord]],
+    records: dict[str, Sequence[ImageRecord]],
     *,
     steps: int,
     device: torch.device,
@@ -42,12 +46,12 @@ def pretrain_on_identities(
     weight_decay: float = OFFICIAL_SYSU.weight_decay,
     batch_size: int = 32,
     num_instances: int,
-    augmentation: Optional[Dict[str, float]] = None,
+    augmentation: Optional[dict[str, float]] = None,
     seed: int = 0,
     amp: bool = False,
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Train ``model`` (a :class:`~sdcl_toolkit.ShallowDeepViT`) to classify identities.
 
     Parameters
@@ -66,20 +70,30 @@ def pretrain_on_identities(
     pids = sorted({r.pid for m in (RGB, IR) for r in records[m]})
     index = {p: i for i, p in enumerate(pids)}
     labels = {m: np.array([index[r.pid] for r in records[m]]) for m in (RGB, IR)}
-    height, width = model.img_size
+    height, width = cast("tuple[int, int]", model.img_size)
+    feature_dim = cast(int, model.feature_dim)
     strengths = augmentation or {}
-    common = dict(batch_size=batch_size, num_iterations=steps, num_instances=num_instances,
-                  seed=seed, num_workers=num_workers)
+    common: dict[str, Any] = dict(
+        batch_size=batch_size,
+        num_iterations=steps,
+        num_instances=num_instances,
+        seed=seed,
+        num_workers=num_workers,
+    )
     loaders = {
-        IR: make_train_loader(records[IR], ir_train_transform(height, width, **strengths),
-                              labels=labels[IR], **common),
-        RGB: make_train_loader(records[RGB], rgb_train_transform(height, width, **strengths),
-                               labels=labels[RGB],
-                               second_transform=rgb_train_transform_second_view(
-                                   height, width, **strengths), **common),
+        IR: make_train_loader(
+            records[IR], ir_train_transform(height, width, **strengths), labels=labels[IR], **common
+        ),
+        RGB: make_train_loader(
+            records[RGB],
+            rgb_train_transform(height, width, **strengths),
+            labels=labels[RGB],
+            second_transform=rgb_train_transform_second_view(height, width, **strengths),
+            **common,
+        ),
     }
     generator = torch.Generator().manual_seed(seed)
-    head = torch.nn.Linear(2 * model.feature_dim, len(pids)).to(device)
+    head = torch.nn.Linear(2 * feature_dim, len(pids)).to(device)
     with torch.no_grad():
         head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 0.01)
         head.bias.zero_()
@@ -94,9 +108,10 @@ def pretrain_on_identities(
         images_ir, labels_ir = batch_ir[0].to(device), batch_ir[1].to(device)
         view1, view2, labels_rgb = (t.to(device) for t in batch_rgb[:3])
         loss = torch.zeros((), device=device)
-        for images, targets, modality in ((torch.cat([view1, view2]),
-                                           torch.cat([labels_rgb, labels_rgb]), RGB),
-                                          (images_ir, labels_ir, IR)):
+        for images, targets, modality in (
+            (torch.cat([view1, view2]), torch.cat([labels_rgb, labels_rgb]), RGB),
+            (images_ir, labels_ir, IR),
+        ):
             with autocast_context(device, amp):
                 deep, shallow = model(images, modality)
             logits = head(torch.cat([deep, shallow], dim=1).float())
@@ -106,5 +121,9 @@ def pretrain_on_identities(
         optimizer.step()
         losses.append(loss.item())
     tenth = max(1, len(losses) // 10)
-    return {"first_loss": float(np.mean(losses[:tenth])), "last_loss": float(np.mean(losses[-tenth:])),
-            "steps": len(losses), "classes": len(pids)}
+    return {
+        "first_loss": float(np.mean(losses[:tenth])),
+        "last_loss": float(np.mean(losses[-tenth:])),
+        "steps": len(losses),
+        "classes": len(pids),
+    }

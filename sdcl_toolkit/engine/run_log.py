@@ -12,16 +12,23 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Optional
 
 __all__ = ["RunLog", "progress_bar"]
 
 logger = logging.getLogger("sdcl_toolkit.train")
 
 
-def progress_bar(iterable: Iterable, *, enabled: bool, desc: str, total: Optional[int] = None,
-                 leave: bool = False):
+def progress_bar(
+    iterable: Iterable,
+    *,
+    enabled: bool,
+    desc: str,
+    total: Optional[int] = None,
+    leave: bool = False,
+):
     """A tqdm bar when ``enabled``, tqdm is installed and stderr is a terminal (bars are
     left out of logs redirected to files), else the plain iterable."""
     if not enabled:
@@ -30,8 +37,15 @@ def progress_bar(iterable: Iterable, *, enabled: bool, desc: str, total: Optiona
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return iterable
-    return tqdm(iterable, desc=desc, total=total, leave=leave, dynamic_ncols=True,
-                file=sys.stderr, disable=None)
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        leave=leave,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=None,
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -52,8 +66,9 @@ def _plain(value: Any) -> Any:
 class RunLog:
     """Writes events of one training run (rank 0 only; other ranks get a silent log)."""
 
-    def __init__(self, output_dir: Path, *, enabled: bool = True,
-                 tensorboard: bool = False) -> None:
+    def __init__(
+        self, output_dir: Path, *, enabled: bool = True, tensorboard: bool = False
+    ) -> None:
         self.enabled = enabled
         self.path = Path(output_dir) / "log.jsonl"
         self._tb = None
@@ -65,8 +80,10 @@ class RunLog:
 
                     self._tb = SummaryWriter(str(Path(output_dir) / "tensorboard"))
                 except ImportError:
-                    logger.warning("--tensorboard: the tensorboard package is not installed; "
-                                   "writing JSON lines only")
+                    logger.warning(
+                        "--tensorboard: the tensorboard package is not installed; "
+                        "writing JSON lines only"
+                    )
 
     def info(self, message: str) -> None:
         if self.enabled:
@@ -90,8 +107,8 @@ class RunLog:
             self._tb.close()
 
 
-def _flatten(record: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in record.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):

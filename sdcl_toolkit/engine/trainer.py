@@ -28,8 +28,9 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Optional, cast
 
 import torch
 import torch.distributed as dist
@@ -37,14 +38,24 @@ from torch import nn
 
 from ..data.loaders import join_sdcl_batches, make_sdcl_train_loaders
 from ..data.transforms import test_transform
-from ..distributed import (broadcast_object, broadcast_tensor, get_rank, get_world_size,
-                           is_distributed)
+from ..distributed import (
+    broadcast_object,
+    broadcast_tensor,
+    get_rank,
+    get_world_size,
+    is_distributed,
+)
 from ..modality import IR, MODALITIES, RGB
 from ..objective import SDCLObjective
 from ..pipeline import PseudoLabeler, PseudoLabels
 from .builders import build_model, build_optimizer, build_scheduler, resolve_device
-from .checkpoint import (LAST_CHECKPOINT, capture_rng_state, load_checkpoint,
-                         restore_rng_state, save_checkpoint)
+from .checkpoint import (
+    LAST_CHECKPOINT,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .evaluation import EvaluationResult, evaluate_regdb, evaluate_sysu, format_results
 from .features import autocast_context, extract_features
@@ -69,7 +80,7 @@ def setup_distributed(device_arg: str = "auto") -> torch.device:
     return device
 
 
-def before_after_summary(stages: Sequence[Tuple[str, Dict[str, Any]]]) -> str:
+def before_after_summary(stages: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """A table of cross-modality Rank-1 / mAP / mINP (percent) per setting and stage, e.g.
     ``[("random init", before), ("pretrained", ...), ("after SDCL", final)]``."""
     lines = ["cross-modality metrics (Rank-1 / mAP / mINP, %):"]
@@ -80,8 +91,10 @@ def before_after_summary(stages: Sequence[Tuple[str, Dict[str, Any]]]) -> str:
         for name, results in stages:
             if setting in results:
                 r = results[setting]["mean"]
-                lines.append(f"    {name:<{width}}  {100 * r['rank1']:6.2f}  {100 * r['mAP']:6.2f}"
-                             f"  {100 * r['mINP']:6.2f}")
+                lines.append(
+                    f"    {name:<{width}}  {100 * r['rank1']:6.2f}  {100 * r['mAP']:6.2f}"
+                    f"  {100 * r['mINP']:6.2f}"
+                )
     return "\n".join(lines)
 
 
@@ -95,14 +108,16 @@ class MixedForward(nn.Module):
         self.model = model
         self.norm_groups = norm_groups
 
-    def forward(self, rgb: torch.Tensor, ir: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         model: Any = self.model
         out = model.forward_mixed(rgb, ir, norm_groups=self.norm_groups)
-        return (torch.cat([out.rgb.deep, out.ir.deep]),
-                torch.cat([out.rgb.shallow, out.ir.shallow]))
+        return (
+            torch.cat([out.rgb.deep, out.ir.deep]),
+            torch.cat([out.rgb.shallow, out.ir.shallow]),
+        )
 
 
-def run(config: TrainConfig) -> Dict[str, Any]:
+def run(config: TrainConfig) -> dict[str, Any]:
     """Set up ``torch.distributed`` from ``torchrun``'s environment (if any), train with
     ``config`` and return the history (what the example scripts do)."""
     device = setup_distributed(config.device)
@@ -133,38 +148,46 @@ class SDCLTrainer:
         ``torchrun``, call :func:`setup_distributed` first and pass the device it returns.
     """
 
-    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None,
-                 optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None, *,
-                 device: Optional[torch.device] = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: Optional[nn.Module] = None,
+        optimizer: Optional[torch.optim.Optimizer] = None,
+        scheduler: Any = None,
+        *,
+        device: Optional[torch.device] = None,
+    ) -> None:
         self.config = config.validate()
         self.recipe = config.recipe()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
             raise RuntimeError(
                 "WORLD_SIZE > 1 but torch.distributed is not initialised: call "
                 "sdcl_toolkit.engine.setup_distributed() before building the trainer (or use "
-                "sdcl_toolkit.engine.run)")
+                "sdcl_toolkit.engine.run)"
+            )
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.rank, self.world = get_rank(), get_world_size()
         if config.batch_ir % self.world or config.batch_rgb % self.world:
-            raise ValueError(f"batch_ir={config.batch_ir} and batch_rgb={config.batch_rgb} must "
-                             f"be divisible by the {self.world} processes")
+            raise ValueError(
+                f"batch_ir={config.batch_ir} and batch_rgb={config.batch_rgb} must "
+                f"be divisible by the {self.world} processes"
+            )
         self.output_dir = Path(config.output_dir)
-        self.log = RunLog(self.output_dir, enabled=self.rank == 0,
-                          tensorboard=config.tensorboard)
+        self.log = RunLog(self.output_dir, enabled=self.rank == 0, tensorboard=config.tensorboard)
         torch.manual_seed(config.seed)
         self.dataset = self._open_dataset()
         self.records = {m: self.dataset.train(m) for m in MODALITIES}
         self.model = (model if model is not None else build_model(config)).to(self.device)
         self.train_model = self._wrap_model(self.model)
-        self.optimizer = optimizer if optimizer is not None else build_optimizer(config,
-                                                                                 self.model)
-        self.scheduler = scheduler if scheduler is not None else build_scheduler(config,
-                                                                                 self.optimizer)
-        self.height, self.width = getattr(self.model, "img_size")
+        self.optimizer = optimizer if optimizer is not None else build_optimizer(config, self.model)
+        self.scheduler = (
+            scheduler if scheduler is not None else build_scheduler(config, self.optimizer)
+        )
+        self.height, self.width = cast("tuple[int, int]", self.model.img_size)
         self.test_tf = test_transform(self.height, self.width)
         self.labeler = PseudoLabeler.from_recipe(self.recipe)
         self.start_epoch = 0
-        self.history: Dict[str, Any] = {}
+        self.history: dict[str, Any] = {}
         self.last_objective: Optional[SDCLObjective] = None  # the objective of the last epoch
 
     # ------------------------------------------------------------------ setup
@@ -174,7 +197,8 @@ class SDCLTrainer:
         if config.dataset == "regdb":
             from ..data.regdb import RegDB
 
-            return RegDB(config.data_dir, trial=config.regdb_trial)
+            # validate() requires data_dir for RegDB; RegDB itself rejects a non-path
+            return RegDB(cast(str, config.data_dir), trial=config.regdb_trial)
         from ..data.sysu_mm01 import SYSUMM01
 
         root = config.data_dir
@@ -183,11 +207,15 @@ class SDCLTrainer:
 
             if self.rank == 0:
                 self.log.info("no --data-dir: using the generated miniature SYSU-MM01 tree")
-                root = str(ensure_synthetic_sysu(
-                    config.cache_dir, identities=config.synthetic_identities,
-                    images_per_camera=config.synthetic_images_per_camera,
-                    nuisance=config.synthetic_nuisance,
-                    ir_material_weight=config.synthetic_ir_material_weight))
+                root = str(
+                    ensure_synthetic_sysu(
+                        config.cache_dir,
+                        identities=config.synthetic_identities,
+                        images_per_camera=config.synthetic_images_per_camera,
+                        nuisance=config.synthetic_nuisance,
+                        ir_material_weight=config.synthetic_ir_material_weight,
+                    )
+                )
             root = broadcast_object(root)
         return SYSUMM01(root)
 
@@ -195,7 +223,8 @@ class SDCLTrainer:
         wrapped: Any = MixedForward(model, self.config.norm_groups)
         if is_distributed():
             wrapped = nn.parallel.DistributedDataParallel(
-                wrapped, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                wrapped, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         if self.config.compile:
             wrapped = torch.compile(wrapped)
         return wrapped
@@ -209,15 +238,18 @@ class SDCLTrainer:
     def save(self, epoch: int) -> None:
         """Write the end-of-epoch checkpoint (rank 0), atomically."""
         if self.rank == 0:
-            save_checkpoint(self.checkpoint_path, {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "epoch": epoch,
-                "rng": capture_rng_state(),
-                "config": self.config.to_dict(),
-                "history": self.history,
-            })
+            save_checkpoint(
+                self.checkpoint_path,
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "epoch": epoch,
+                    "rng": capture_rng_state(),
+                    "config": self.config.to_dict(),
+                    "history": self.history,
+                },
+            )
         if is_distributed():
             dist.barrier()
 
@@ -231,22 +263,34 @@ class SDCLTrainer:
         self.history = state.get("history", {})
         self.start_epoch = int(state["epoch"]) + 1
         saved = TrainConfig.from_dict(state["config"])
-        changed = {k: (getattr(saved, k), v) for k, v in self.config.to_dict().items()
-                   if k not in ("resume", "stop_after", "progress") and getattr(saved, k, v) != v}
-        self.log.info(f"resumed from {self.checkpoint_path} after epoch {state['epoch']}"
-                      + (f"; settings changed since: {changed}" if changed else ""))
+        changed = {
+            k: (getattr(saved, k), v)
+            for k, v in self.config.to_dict().items()
+            if k not in ("resume", "stop_after", "progress") and getattr(saved, k, v) != v
+        }
+        self.log.info(
+            f"resumed from {self.checkpoint_path} after epoch {state['epoch']}"
+            + (f"; settings changed since: {changed}" if changed else "")
+        )
 
     # ------------------------------------------------------------------ epoch parts
 
-    def extract_training_features(self) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    def extract_training_features(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Raw deep and shallow features of every training image, per modality."""
         out = {}
         for modality in MODALITIES:
             out[modality] = extract_features(
-                self.model, self.records[modality], modality, self.test_tf, device=self.device,
-                batch_size=self.config.eval_batch_size, flip=self.config.cluster_flip,
-                amp=self.config.amp, num_workers=self.config.workers,
-                progress=self._bar(f"features {modality}"))
+                self.model,
+                self.records[modality],
+                modality,
+                self.test_tf,
+                device=self.device,
+                batch_size=self.config.eval_batch_size,
+                flip=self.config.cluster_flip,
+                amp=self.config.amp,
+                num_workers=self.config.workers,
+                progress=self._bar(f"features {modality}"),
+            )
         return out
 
     def _sync_buffers(self) -> None:
@@ -257,36 +301,56 @@ class SDCLTrainer:
             for buffer in self.model.buffers():
                 broadcast_tensor(buffer, src=0)
 
-    def pretrain(self) -> Dict[str, float]:
+    def pretrain(self) -> dict[str, float]:
         """Supervised pretraining on a generated tree of other identities
         (:mod:`sdcl_toolkit.engine.pretrain`), the stand-in for a pretrained checkpoint."""
-        from ..data.sysu_mm01 import SYSUMM01
         from ..data.synthetic import ensure_synthetic_sysu
+        from ..data.sysu_mm01 import SYSUMM01
         from .pretrain import pretrain_on_identities
 
         config = self.config
         root = None
         if self.rank == 0:
-            root = str(ensure_synthetic_sysu(
-                config.cache_dir, identities=config.pretrain_identities, images_per_camera=6,
-                nuisance=config.synthetic_nuisance,
-                ir_material_weight=config.synthetic_ir_material_weight,
-                seed=config.pretrain_seed, val_fraction=0.0, test_fraction=0.05))
+            root = str(
+                ensure_synthetic_sysu(
+                    config.cache_dir,
+                    identities=config.pretrain_identities,
+                    images_per_camera=6,
+                    nuisance=config.synthetic_nuisance,
+                    ir_material_weight=config.synthetic_ir_material_weight,
+                    seed=config.pretrain_seed,
+                    val_fraction=0.0,
+                    test_fraction=0.05,
+                )
+            )
         auxiliary = SYSUMM01(broadcast_object(root))
         start = time.perf_counter()
         stats = pretrain_on_identities(
-            self.model, {m: auxiliary.train(m) for m in MODALITIES},
-            steps=config.pretrain_steps, device=self.device, lr=config.pretrain_lr,
-            batch_size=config.batch_rgb, num_instances=config.num_instances,
+            self.model,
+            {m: auxiliary.train(m) for m in MODALITIES},
+            steps=config.pretrain_steps,
+            device=self.device,
+            lr=config.pretrain_lr,
+            batch_size=config.batch_rgb,
+            num_instances=config.num_instances,
             augmentation=config.augmentation(),
-            seed=config.seed, amp=config.amp, num_workers=config.workers,
-            progress=lambda it: progress_bar(it, enabled=config.progress and self.rank == 0,
-                                             desc="pretraining", total=config.pretrain_steps))
+            seed=config.seed,
+            amp=config.amp,
+            num_workers=config.workers,
+            progress=lambda it: progress_bar(
+                it,
+                enabled=config.progress and self.rank == 0,
+                desc="pretraining",
+                total=config.pretrain_steps,
+            ),
+        )
         stats["seconds"] = time.perf_counter() - start
-        self.log.info(f"pretrained on {stats['classes']} generated identities (other people "
-                      f"than the target set): {stats['steps']} steps, loss "
-                      f"{stats['first_loss']:.2f} -> {stats['last_loss']:.2f}, "
-                      f"{stats['seconds']:.0f}s")
+        self.log.info(
+            f"pretrained on {stats['classes']} generated identities (other people "
+            f"than the target set): {stats['steps']} steps, loss "
+            f"{stats['first_loss']:.2f} -> {stats['last_loss']:.2f}, "
+            f"{stats['seconds']:.0f}s"
+        )
         self.log.event("pretrain", **stats)
         return stats
 
@@ -294,22 +358,33 @@ class SDCLTrainer:
         """Pseudo-labels of the epoch, computed on rank 0 and broadcast to all ranks."""
         result = None
         if self.rank == 0:
-            result = self.labeler(features[RGB][0], features[RGB][1], features[IR][0],
-                                  features[IR][1], stage=stage)
+            result = self.labeler(
+                features[RGB][0], features[RGB][1], features[IR][0], features[IR][1], stage=stage
+            )
         return broadcast_object(result)
 
     def train_loaders(self, labels: PseudoLabels, epoch: int):
         """The epoch's RGB and IR loaders over the samples the pseudo-labels keep."""
         config = self.config
         return make_sdcl_train_loaders(
-            self.records, {RGB: labels.rgb.training_labels(), IR: labels.ir.training_labels()},
-            batch_rgb=config.batch_rgb, batch_ir=config.batch_ir,
-            num_instances=config.num_instances, num_iterations=self.recipe.iterations(epoch),
-            height=self.height, width=self.width, augmentation=self.recipe.augmentation(),
-            use_cameras=config.use_cameras, epoch=epoch, seed=config.seed,
-            num_replicas=self.world, rank=self.rank, num_workers=config.workers)
+            self.records,
+            {RGB: labels.rgb.training_labels(), IR: labels.ir.training_labels()},
+            batch_rgb=config.batch_rgb,
+            batch_ir=config.batch_ir,
+            num_instances=config.num_instances,
+            num_iterations=self.recipe.iterations(epoch),
+            height=self.height,
+            width=self.width,
+            augmentation=self.recipe.augmentation(),
+            use_cameras=config.use_cameras,
+            epoch=epoch,
+            seed=config.seed,
+            num_replicas=self.world,
+            rank=self.rank,
+            num_workers=config.workers,
+        )
 
-    def train_step(self, batch_rgb, batch_ir, objective: SDCLObjective) -> Dict[str, float]:
+    def train_step(self, batch_rgb, batch_ir, objective: SDCLObjective) -> dict[str, float]:
         """One optimisation step; returns the loss, its groups and parts (floats)."""
         batch = join_sdcl_batches(batch_rgb, batch_ir, self.device)
         with autocast_context(self.device, self.config.amp):
@@ -320,17 +395,18 @@ class SDCLTrainer:
             raise FloatingPointError(
                 f"the training loss became {out.total.item()} in epoch {objective.epoch}; lower "
                 "--lr or, as the authors advise, use a larger memory momentum in the first "
-                "epoch (--first-epoch-memory-momentum 0.9)")
+                "epoch (--first-epoch-memory-momentum 0.9)"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         out.total.backward()
         self.optimizer.step()
         objective.update(deep, shallow, batch.labels, batch.indices, batch.num_rgb)
         return out.as_floats()
 
-    def train_epoch(self, epoch: int) -> Dict[str, Any]:
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
         config, recipe = self.config, self.recipe
         stage = recipe.stage(epoch)
-        timings: Dict[str, float] = {}
+        timings: dict[str, float] = {}
         start = time.perf_counter()
         features = self.extract_training_features()
         timings["features"] = time.perf_counter() - start
@@ -338,8 +414,9 @@ class SDCLTrainer:
         start = time.perf_counter()
         labels = self.pseudo_label(features, stage)
         timings["pseudo_labels"] = time.perf_counter() - start
-        objective = SDCLObjective.from_pseudo_labels(labels, features, recipe, epoch=epoch,
-                                                     device=self.device)
+        objective = SDCLObjective.from_pseudo_labels(
+            labels, features, recipe, epoch=epoch, device=self.device
+        )
         del features
         try:
             loaders = self.train_loaders(labels, epoch)
@@ -347,16 +424,19 @@ class SDCLTrainer:
             raise ValueError(
                 f"epoch {epoch}: the pseudo-labels cannot fill a batch ({error}). Clustering "
                 f"gave {labels.summary()}; the features may have collapsed (lower --lr) or eps "
-                f"may not suit them") from error
+                f"may not suit them"
+            ) from error
 
         start = time.perf_counter()
         self.train_model.train()
-        sums: Dict[str, float] = defaultdict(float)
+        sums: dict[str, float] = defaultdict(float)
         steps = 0
-        batches = progress_bar(zip(loaders[RGB], loaders[IR]),
-                               enabled=config.progress and self.rank == 0,
-                               desc=f"epoch {epoch} (stage {stage})",
-                               total=recipe.iterations(epoch))
+        batches = progress_bar(
+            zip(loaders[RGB], loaders[IR]),
+            enabled=config.progress and self.rank == 0,
+            desc=f"epoch {epoch} (stage {stage})",
+            total=recipe.iterations(epoch),
+        )
         for batch_rgb, batch_ir in batches:
             parts = self.train_step(batch_rgb, batch_ir, objective)
             for key, value in parts.items():
@@ -371,9 +451,12 @@ class SDCLTrainer:
 
         summary = labels.summary()
         record = {
-            "epoch": epoch, "stage": stage, "lr": self.optimizer.param_groups[0]["lr"],
+            "epoch": epoch,
+            "stage": stage,
+            "lr": self.optimizer.param_groups[0]["lr"],
             "losses": {k: v / max(steps, 1) for k, v in sums.items()},
-            "steps": steps, "clusters": {m: summary[f"{m}_clusters"] for m in MODALITIES},
+            "steps": steps,
+            "clusters": {m: summary[f"{m}_clusters"] for m in MODALITIES},
             "outliers": {m: summary[f"{m}_outliers"] for m in MODALITIES},
             "kept": {m: summary[f"{m}_kept"] for m in MODALITIES},
             "associated_fraction": summary.get("associated_fraction"),
@@ -390,93 +473,124 @@ class SDCLTrainer:
             f"{record['outliers'][RGB]} IR {record['outliers'][IR]}"
             + (f" | associated {100 * assoc:.1f}%" if assoc is not None else "")
             + f" | features {timings['features']:.1f}s labels {timings['pseudo_labels']:.1f}s "
-              f"train {timings['train']:.1f}s")
+            f"train {timings['train']:.1f}s"
+        )
         self.log.event("epoch", **record)
         return record
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self) -> Dict[str, EvaluationResult]:
+    def evaluate(self) -> dict[str, EvaluationResult]:
         """Cross-modality evaluation with the dataset's protocol (all ranks take part)."""
-        kwargs = dict(device=self.device, batch_size=self.config.eval_batch_size,
-                      amp=self.config.amp, num_workers=self.config.workers,
-                      progress=self._bar("evaluation"))
+        kwargs = dict(
+            device=self.device,
+            batch_size=self.config.eval_batch_size,
+            amp=self.config.amp,
+            num_workers=self.config.workers,
+            progress=self._bar("evaluation"),
+        )
         if self.config.dataset == "regdb":
             return evaluate_regdb(self.model, self.dataset, self.test_tf, **kwargs)
-        return evaluate_sysu(self.model, self.dataset, self.test_tf, trials=self.config.trials,
-                             **kwargs)
+        return evaluate_sysu(
+            self.model, self.dataset, self.test_tf, trials=self.config.trials, **kwargs
+        )
 
-    def _report(self, results: Dict[str, EvaluationResult], title: str, epoch: int,
-                per_trial: bool = False) -> None:
+    def _report(
+        self, results: dict[str, EvaluationResult], title: str, epoch: int, per_trial: bool = False
+    ) -> None:
         self.log.info(format_results(results, title, per_trial=per_trial))
-        self.log.event("eval", epoch=epoch, title=title,
-                       results={k: v.as_dict() for k, v in results.items()})
+        self.log.event(
+            "eval", epoch=epoch, title=title, results={k: v.as_dict() for k, v in results.items()}
+        )
 
     def _bar(self, desc: str):
         enabled = self.config.progress and self.rank == 0
 
         def wrap(iterable):
             return progress_bar(iterable, enabled=enabled, desc=desc)
+
         return wrap
 
     # ------------------------------------------------------------------ the run
 
-    def fit(self) -> Dict[str, Any]:
+    def fit(self) -> dict[str, Any]:
         """Run (or continue) training; returns ``{"before": ..., "final": ..., "epochs": ...}``."""
         config = self.config
         if config.resume:
             self.resume()
-        self.log.info(f"SDCL training: {config.dataset}, {len(self.records[RGB])} RGB + "
-                      f"{len(self.records[IR])} IR training images, model {config.model} "
-                      f"{self.height}x{self.width}, {self.world} process(es) on {self.device}, "
-                      f"epochs {self.start_epoch}..{config.epochs - 1}, stage 2 from "
-                      f"{config.cmlabel}, recipe {self.recipe.name}, batch-norm groups "
-                      f"{config.norm_groups}")
+        self.log.info(
+            f"SDCL training: {config.dataset}, {len(self.records[RGB])} RGB + "
+            f"{len(self.records[IR])} IR training images, model {config.model} "
+            f"{self.height}x{self.width}, {self.world} process(es) on {self.device}, "
+            f"epochs {self.start_epoch}..{config.epochs - 1}, stage 2 from "
+            f"{config.cmlabel}, recipe {self.recipe.name}, batch-norm groups "
+            f"{config.norm_groups}"
+        )
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / "config.json").write_text(config.to_json())
-        pretraining = config.pretrain_steps > 0 and config.random_init \
-            and self.start_epoch == 0
+        pretraining = config.pretrain_steps > 0 and config.random_init and self.start_epoch == 0
         if config.eval_before and self.start_epoch == 0 and "before" not in self.history:
             before = self.evaluate()
-            self._report(before, "before training (random initialisation)" if pretraining
-                         else "before training (initial weights)", epoch=-1)
+            self._report(
+                before,
+                "before training (random initialisation)"
+                if pretraining
+                else "before training (initial weights)",
+                epoch=-1,
+            )
             self.history["before"] = {k: v.as_dict() for k, v in before.items()}
         if pretraining:
             self.pretrain()
             if config.eval_before:
                 pretrained = self.evaluate()
-                self._report(pretrained, "after pretraining on other (generated) identities",
-                             epoch=-1)
+                self._report(
+                    pretrained, "after pretraining on other (generated) identities", epoch=-1
+                )
                 self.history["pretrained"] = {k: v.as_dict() for k, v in pretrained.items()}
         epochs_run = 0
         for epoch in range(self.start_epoch, config.epochs):
             record = self.train_epoch(epoch)
             self.history.setdefault("epochs", []).append(record)
-            due = config.eval_every and (epoch + 1) % config.eval_every == 0 \
+            due = (
+                config.eval_every
+                and (epoch + 1) % config.eval_every == 0
                 and epoch + 1 < config.epochs
+            )
             if due:
                 self._report(self.evaluate(), f"epoch {epoch}", epoch=epoch)
             self.save(epoch)
             epochs_run += 1
-            if config.stop_after is not None and epochs_run >= config.stop_after \
-                    and epoch + 1 < config.epochs:
-                self.log.info(f"stopping after {epochs_run} epoch(s) as asked; continue with "
-                              f"--resume --output-dir {self.output_dir}")
+            if (
+                config.stop_after is not None
+                and epochs_run >= config.stop_after
+                and epoch + 1 < config.epochs
+            ):
+                self.log.info(
+                    f"stopping after {epochs_run} epoch(s) as asked; continue with "
+                    f"--resume --output-dir {self.output_dir}"
+                )
                 return self.history
         final = self.evaluate()
-        self._report(final, f"final (last epoch {config.epochs - 1})", epoch=config.epochs - 1,
-                     per_trial=True)
+        self._report(
+            final,
+            f"final (last epoch {config.epochs - 1})",
+            epoch=config.epochs - 1,
+            per_trial=True,
+        )
         self.history["final"] = {k: v.as_dict() for k, v in final.items()}
         if "before" in self.history:
             stages = [("initial weights", self.history["before"])]
             if "pretrained" in self.history:
-                stages = [("random init", self.history["before"]),
-                          ("pretrained", self.history["pretrained"])]
+                stages = [
+                    ("random init", self.history["before"]),
+                    ("pretrained", self.history["pretrained"]),
+                ]
             stages.append((f"after SDCL ({config.epochs} epochs)", self.history["final"]))
             self.log.info(before_after_summary(stages))
         if self.rank == 0:
             (self.output_dir / "results.json").write_text(
-                json.dumps(self.history, indent=2, default=str))
+                json.dumps(self.history, indent=2, default=str)
+            )
         self.log.close()
         return self.history

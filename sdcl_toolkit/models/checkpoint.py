@@ -23,9 +23,10 @@ import argparse
 import logging
 import os
 import pickle
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ __all__ = [
     "load_pretrained",
 ]
 
-DEFAULT_CHECKPOINT_GRID: Tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid
+DEFAULT_CHECKPOINT_GRID: tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid
 """Token grid of ``vit_base_ics_cfs_lup.pth`` (256x128 images, 16 px patches)."""
 
 WRAPPER_KEYS = ("model", "state_dict", "teacher")
@@ -88,13 +89,13 @@ class CheckpointReport:
     source: where the weights came from (a path or ``"state dict"``).
     """
 
-    loaded: Tuple[str, ...] = ()
-    missing: Tuple[str, ...] = ()
-    unexpected: Tuple[str, ...] = ()
-    resized: Tuple[str, ...] = ()
-    mismatched: Tuple[str, ...] = ()
-    dropped: Tuple[str, ...] = ()
-    copied: Tuple[str, ...] = ()
+    loaded: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    resized: tuple[str, ...] = ()
+    mismatched: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    copied: tuple[str, ...] = ()
     expected: int = 0
     source: str = "state dict"
 
@@ -167,7 +168,7 @@ def read_checkpoint(source: Source, *, weights_only: bool = True) -> Mapping[str
     return obj
 
 
-def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Descend into ``"model"``, ``"state_dict"`` or ``"teacher"`` down to a mapping of tensors.
 
     Non-tensor entries of the final mapping are ignored. Raises :class:`CheckpointError`
@@ -208,7 +209,7 @@ def _is_head(key: str) -> bool:
 
 def normalize_state_dict(
     state_dict: Mapping[str, torch.Tensor],
-) -> Tuple[Dict[str, torch.Tensor], Tuple[str, ...]]:
+) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
     """Strip leading ``module.`` / ``backbone.`` (repeatedly) and drop head tensors.
 
     Heads are keys whose first component is ``head``, ``heads``, ``fc``, ``pre_logits``,
@@ -216,9 +217,9 @@ def normalize_state_dict(
     ``(state_dict, dropped_keys)``; raises :class:`CheckpointError` if stripping makes two
     keys collide.
     """
-    out: Dict[str, torch.Tensor] = {}
-    origin: Dict[str, str] = {}
-    dropped: List[str] = []
+    out: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
+    dropped: list[str] = []
     for key, value in state_dict.items():
         name = _strip_prefixes(key, STRIPPED_PREFIXES)
         if _is_head(name):
@@ -237,7 +238,7 @@ def normalize_state_dict(
 # --------------------------------------------------------------------------- pos_embed
 
 
-def _check_grid(grid: Any, name: str) -> Tuple[int, int]:
+def _check_grid(grid: Any, name: str) -> tuple[int, int]:
     if (
         not isinstance(grid, Sequence)
         or len(grid) != 2
@@ -249,8 +250,8 @@ def _check_grid(grid: Any, name: str) -> Tuple[int, int]:
 
 def resize_pos_embed(
     pos_embed: torch.Tensor,
-    new_grid: Tuple[int, int],
-    old_grid: Tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
+    new_grid: tuple[int, int],
+    old_grid: tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
 ) -> torch.Tensor:
     """Resize a position embedding ``[1, P + gh*gw, D]`` to ``[1, 1 + gh'*gw', D]``.
 
@@ -288,11 +289,11 @@ def adapt_state_dict(
     checkpoint: Mapping[str, Any],
     model_state: Mapping[str, torch.Tensor],
     *,
-    model_grid: Tuple[int, int],
-    checkpoint_grid: Tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
+    model_grid: tuple[int, int],
+    checkpoint_grid: tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
     min_loaded_fraction: float = DEFAULT_MIN_LOADED_FRACTION,
     source: str = "state dict",
-) -> Tuple[Dict[str, torch.Tensor], CheckpointReport]:
+) -> tuple[dict[str, torch.Tensor], CheckpointReport]:
     """Match a checkpoint against a model's state dict without touching the model.
 
     Parameters
@@ -318,11 +319,11 @@ def adapt_state_dict(
     if not 0.0 <= float(min_loaded_fraction) <= 1.0:
         raise ValueError(f"min_loaded_fraction must lie in [0, 1], got {min_loaded_fraction}")
     state, dropped = normalize_state_dict(unwrap_state_dict(checkpoint))
-    adapted: Dict[str, torch.Tensor] = {}
-    loaded: List[str] = []
-    missing: List[str] = []
-    resized: List[str] = []
-    mismatched: List[str] = []
+    adapted: dict[str, torch.Tensor] = {}
+    loaded: list[str] = []
+    missing: list[str] = []
+    resized: list[str] = []
+    mismatched: list[str] = []
     for key, target in model_state.items():
         if key not in state:
             if not _is_bn_counter(key):
@@ -341,7 +342,11 @@ def adapt_state_dict(
             resized.append(key)
             logger.info(
                 "resized %s %s -> %s (grid %dx%d -> %dx%d)",
-                key, tuple(value.shape), tuple(target.shape), *checkpoint_grid, *model_grid,
+                key,
+                tuple(value.shape),
+                tuple(target.shape),
+                *checkpoint_grid,
+                *model_grid,
             )
         elif key.endswith("proj.weight") and value.dim() == 2 and value.numel() == target.numel():
             adapted[key] = value.reshape(target.shape)  # flat linear patchify of old checkpoints
@@ -384,8 +389,8 @@ def _is_pos_embed(key: str) -> bool:
 # --------------------------------------------------------------------------- applying
 
 
-def _rename_official_sdcl(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    out: Dict[str, torch.Tensor] = {}
+def _rename_official_sdcl(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         for old, new in _OFFICIAL_SDCL_RENAMES:
             if key.startswith(old):
@@ -410,7 +415,7 @@ def load_pretrained(
     model: nn.Module,
     checkpoint: Source,
     *,
-    checkpoint_grid: Tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
+    checkpoint_grid: tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
     min_loaded_fraction: float = DEFAULT_MIN_LOADED_FRACTION,
     weights_only: bool = True,
 ) -> CheckpointReport:
@@ -439,13 +444,13 @@ def load_pretrained(
     state, dropped = normalize_state_dict(unwrap_state_dict(raw))
 
     target: nn.Module = model
-    copy_after = False
+    copy_to_branches: Optional[ShallowDeepViT] = None  # backbone-only checkpoint into SDViT
     if isinstance(model, ShallowDeepViT):
         renamed = _rename_official_sdcl(state)
         if any(k.startswith(_FULL_MODEL_PREFIXES) for k in renamed):
             state = renamed
         else:
-            target, copy_after = model.vit, True
+            target, copy_to_branches = model.vit, model
     grid = model.config.grid_size
     adapted, report = adapt_state_dict(
         state,
@@ -457,7 +462,7 @@ def load_pretrained(
     )
     target.load_state_dict(adapted, strict=False)
     report = replace(report, dropped=dropped + report.dropped)
-    if copy_after:
-        report = replace(report, copied=tuple(model.copy_backbone_to_branches()))
+    if copy_to_branches is not None:
+        report = replace(report, copied=tuple(copy_to_branches.copy_backbone_to_branches()))
     _log_report(report)
     return report

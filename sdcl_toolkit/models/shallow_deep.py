@@ -23,8 +23,9 @@ with a prefix rename (see :func:`sdcl_toolkit.models.checkpoint.load_pretrained`
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, NamedTuple, Optional, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,15 @@ from torch import nn
 from .._arrays import array_kind, as_tensor
 from ..modality import IR, RGB, parse_modality
 from ..recipe import OFFICIAL_SYSU
-from .vit import BatchNorm1d32, LayerNorm32, ViT, ViTConfig, get_config, run_checkpointed
+from .vit import (
+    BatchNorm1d32,
+    Block,
+    LayerNorm32,
+    ViT,
+    ViTConfig,
+    get_config,
+    run_checkpointed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ class MixedFeatures(NamedTuple):
 
 def _norm_group_rows(
     n_rgb: int, n_ir: int, groups: int, device: torch.device
-) -> List[torch.Tensor]:
+) -> list[torch.Tensor]:
     """Rows of the joint ``[rgb; ir]`` batch in each batch-norm group: RGB chunk ``g`` and
     IR chunk ``g`` of ``torch.chunk`` (DataParallel's scatter), RGB rows first."""
     rgb_rows = torch.arange(n_rgb, device=device).chunk(groups)
@@ -85,8 +94,11 @@ def _running_stats_frozen(module: nn.Module, frozen: bool) -> Iterator[None]:
     if not frozen:
         yield
         return
-    norms = [m for m in module.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     for m in norms:
         m.track_running_stats = False
     try:
@@ -141,7 +153,8 @@ class ShallowDeepViT(nn.Module):
         self.config = get_config(config, **overrides)
         self.vit = ViT.from_config(self.config, gradient_checkpointing=gradient_checkpointing)
         self.patch_embed2 = self.vit.new_patch_embed()
-        last_rate = self.vit.blocks[-1].drop_path.rate
+        last_block = cast(Block, self.vit.blocks[-1])
+        last_rate = last_block.drop_path.rate
         dim = self.config.embed_dim
         eps = self.config.layer_norm_eps
         self.b1 = nn.Sequential(self.vit.new_block(last_rate), LayerNorm32(dim, eps=eps))
@@ -177,7 +190,7 @@ class ShallowDeepViT(nn.Module):
         return self.vit.patch_embed
 
     @property
-    def img_size(self) -> Tuple[int, int]:
+    def img_size(self) -> tuple[int, int]:
         return self.config.img_size
 
     def patch_embed_for(self, modality: str) -> nn.Module:
@@ -187,7 +200,7 @@ class ShallowDeepViT(nn.Module):
     # ------------------------------------------------------------------ weights
 
     @torch.no_grad()
-    def copy_backbone_to_branches(self) -> List[str]:
+    def copy_backbone_to_branches(self) -> list[str]:
         """Copy the RGB patch embedding into ``patch_embed2`` and (last block, norm) into
         ``b1`` and ``b2`` (values, incl. BatchNorm buffers; storage stays separate).
 
@@ -252,8 +265,9 @@ class ShallowDeepViT(nn.Module):
         inverse[order] = torch.arange(order.numel(), device=order.device)
         return self.branches(self.vit.add_cls_and_pos(patches[inverse]))
 
-    def forward_mixed(self, rgb: torch.Tensor, ir: torch.Tensor, *,
-                      norm_groups: int = 1) -> MixedFeatures:
+    def forward_mixed(
+        self, rgb: torch.Tensor, ir: torch.Tensor, *, norm_groups: int = 1
+    ) -> MixedFeatures:
         """One forward over an RGB batch and an IR batch (the official training step).
 
         ``rgb`` goes through ``vit.patch_embed``, ``ir`` through ``patch_embed2``; the
@@ -288,8 +302,12 @@ class ShallowDeepViT(nn.Module):
             embedded = []
             for g, (r, i) in enumerate(zip(rgb_parts, ir_parts)):
                 with _running_stats_frozen(self, frozen=g > 0):
-                    embedded.append((self.patch_embed_for(RGB)(r) if r.shape[0] else None,
-                                     self.patch_embed_for(IR)(i) if i.shape[0] else None))
+                    embedded.append(
+                        (
+                            self.patch_embed_for(RGB)(r) if r.shape[0] else None,
+                            self.patch_embed_for(IR)(i) if i.shape[0] else None,
+                        )
+                    )
             rgb_tokens = [e[0] for e in embedded if e[0] is not None]
             ir_tokens = [e[1] for e in embedded if e[1] is not None]
             dtype = torch.promote_types(rgb_tokens[0].dtype, ir_tokens[0].dtype)
@@ -308,7 +326,7 @@ class ShallowDeepViT(nn.Module):
             ir=ShallowDeepFeatures(deep[n_rgb:], shallow[n_rgb:]),
         )
 
-    def _embed_patches(self, parts: Sequence[Tuple[torch.Tensor, str]]) -> torch.Tensor:
+    def _embed_patches(self, parts: Sequence[tuple[torch.Tensor, str]]) -> torch.Tensor:
         """Concatenated patch tokens of (images, modality) parts; empty parts are skipped."""
         embedded = [self.patch_embed_for(m)(x) for x, m in parts if x.shape[0] > 0]
         if not embedded:
@@ -359,7 +377,7 @@ class ShallowDeepViT(nn.Module):
         finally:
             self.train(was_training)
 
-    def _prepare_images(self, images: Any) -> Tuple[Any, torch.Tensor]:
+    def _prepare_images(self, images: Any) -> tuple[Any, torch.Tensor]:
         kind = array_kind(images=images)
         reference = next(self.parameters())
         tensor = as_tensor(images, "images", dtype=None)
@@ -437,7 +455,7 @@ def build_shallow_deep_vit(
     config: Union[str, ViTConfig] = "vit_base",
     pretrained: Any = None,
     *,
-    checkpoint_grid: Tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid,
+    checkpoint_grid: tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid,
     gradient_checkpointing: bool = False,
     **overrides: Any,
 ) -> ShallowDeepViT:

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint as _activation_checkpoint
 
 from ..recipe import OFFICIAL_SYSU
-from torch.utils.checkpoint import checkpoint as _activation_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ViTConfig:
     layer_norm_eps: epsilon of every LayerNorm (1e-6 as in TransReID).
     """
 
-    img_size: Tuple[int, int] = (OFFICIAL_SYSU.height, OFFICIAL_SYSU.width)
+    img_size: tuple[int, int] = (OFFICIAL_SYSU.height, OFFICIAL_SYSU.width)
     patch_size: int = 16
     embed_dim: int = 768
     depth: int = 12
@@ -143,7 +144,7 @@ class ViTConfig:
             raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
 
     @property
-    def grid_size(self) -> Tuple[int, int]:
+    def grid_size(self) -> tuple[int, int]:
         """Token grid ``(gh, gw)`` = ``img_size / patch_size``."""
         return (self.img_size[0] // self.patch_size, self.img_size[1] // self.patch_size)
 
@@ -151,7 +152,7 @@ class ViTConfig:
     def num_patches(self) -> int:
         return self.grid_size[0] * self.grid_size[1]
 
-    def replace(self, **changes: Any) -> "ViTConfig":
+    def replace(self, **changes: Any) -> ViTConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -182,7 +183,7 @@ VIT_TINY = ViTConfig(
 )
 """CPU-sized model for tests and the demo: 64x32 input, 8x4 tokens, width 128, 4 blocks."""
 
-CONFIGS: Dict[str, ViTConfig] = {"vit_base": VIT_BASE, "tiny": VIT_TINY}
+CONFIGS: dict[str, ViTConfig] = {"vit_base": VIT_BASE, "tiny": VIT_TINY}
 
 
 def get_config(config: Union[str, ViTConfig], **overrides: Any) -> ViTConfig:
@@ -237,12 +238,12 @@ class IBN(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.half = channels // 2
-        self.IN = InstanceNorm2d32(self.half, affine=True)
-        self.BN = BatchNorm2d32(channels - self.half)
+        self.split = channels // 2  # channels [0, split) -> IN, [split, channels) -> BN
+        self.IN = InstanceNorm2d32(self.split, affine=True)
+        self.BN = BatchNorm2d32(channels - self.split)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, second = x[:, : self.half], x[:, self.half :]
+        first, second = x[:, : self.split], x[:, self.split :]
         return torch.cat((self.IN(first.contiguous()), self.BN(second.contiguous())), dim=1)
 
 
@@ -269,6 +270,7 @@ class PatchEmbed(nn.Module):
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         self.stem = stem
         self.patch_size = patch_size
+        self.conv: Optional[nn.Sequential]
         if stem == "ics":
             c = stem_channels
             self.conv = nn.Sequential(
@@ -456,7 +458,7 @@ class ViT(nn.Module):
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
-        img_size: Tuple[int, int] = (OFFICIAL_SYSU.height, OFFICIAL_SYSU.width),
+        img_size: tuple[int, int] = (OFFICIAL_SYSU.height, OFFICIAL_SYSU.width),
         stem: str = "ics",
         drop_path_rate: float = OFFICIAL_SYSU.drop_path_rate,
         gradient_checkpointing: bool = False,
@@ -502,7 +504,7 @@ class ViT(nn.Module):
         *,
         gradient_checkpointing: bool = False,
         **overrides: Any,
-    ) -> "ViT":
+    ) -> ViT:
         """Build from a :class:`ViTConfig` or a config name (``"vit_base"``, ``"tiny"``);
         ``overrides`` change config fields, e.g. ``stem="linear"``."""
         cfg = get_config(config, **overrides)
@@ -540,7 +542,7 @@ class ViT(nn.Module):
     # -- geometry
 
     @property
-    def grid_size(self) -> Tuple[int, int]:
+    def grid_size(self) -> tuple[int, int]:
         """Token grid ``(gh, gw)``."""
         return self.config.grid_size
 
@@ -549,7 +551,7 @@ class ViT(nn.Module):
         return self.config.num_patches
 
     @property
-    def img_size(self) -> Tuple[int, int]:
+    def img_size(self) -> tuple[int, int]:
         return self.config.img_size
 
     def check_images(self, images: Any, name: str = "images") -> torch.Tensor:

@@ -11,11 +11,21 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from sdcl_toolkit.data.images import ImageDecodeError, load_image
-from sdcl_toolkit.data.loaders import (DrawKey, KeyedBatchSampler, ReIDImageDataset, make_loader,
-                                       make_test_loader, make_train_loader, set_loader_epoch)
+from sdcl_toolkit.data.loaders import (
+    DrawKey,
+    KeyedBatchSampler,
+    ReIDImageDataset,
+    make_loader,
+    make_test_loader,
+    make_train_loader,
+    set_loader_epoch,
+)
 from sdcl_toolkit.data.records import ImageRecord
-from sdcl_toolkit.data.transforms import (rgb_train_transform, rgb_train_transform_second_view,
-                                          test_transform)
+from sdcl_toolkit.data.transforms import (
+    rgb_train_transform,
+    rgb_train_transform_second_view,
+    test_transform,
+)
 
 HEIGHT, WIDTH = 32, 16
 
@@ -33,8 +43,9 @@ def image_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def records(image_dir):
-    return [ImageRecord(str(image_dir / f"{i:02d}.png"), i // 4, 1 + i % 2, "rgb")
-            for i in range(24)]
+    return [
+        ImageRecord(str(image_dir / f"{i:02d}.png"), i // 4, 1 + i % 2, "rgb") for i in range(24)
+    ]
 
 
 PSEUDO = np.array([3, 3, 3, 3, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, -1, -1, 5, 5, 5, 5, 4, 4])
@@ -63,8 +74,11 @@ def test_pseudo_labels_replace_pids(records):
 
 
 def test_second_view_uses_its_own_transform(records):
-    dataset = ReIDImageDataset(records, rgb_train_transform(HEIGHT, WIDTH),
-                               second_transform=rgb_train_transform_second_view(HEIGHT, WIDTH))
+    dataset = ReIDImageDataset(
+        records,
+        rgb_train_transform(HEIGHT, WIDTH),
+        second_transform=rgb_train_transform_second_view(HEIGHT, WIDTH),
+    )
     first, second, pid, camid, index = dataset[DrawKey(3, 0, 0)]
     assert first.shape == second.shape == (3, HEIGHT, WIDTH)
     assert not torch.equal(first, second)
@@ -78,8 +92,11 @@ def test_augmentation_is_a_function_of_the_key(records):
     assert torch.equal(same, dataset[DrawKey(7, 2, 11)][0])
     assert torch.equal(dataset[7][0], dataset[7][0])
     reseeded = ReIDImageDataset(records, rgb_train_transform(HEIGHT, WIDTH), seed=5)
-    others = [dataset[DrawKey(7, 2, 12)][0], dataset[DrawKey(7, 3, 11)][0],
-              reseeded[DrawKey(7, 2, 11)][0]]
+    others = [
+        dataset[DrawKey(7, 2, 12)][0],
+        dataset[DrawKey(7, 3, 11)][0],
+        reseeded[DrawKey(7, 2, 11)][0],
+    ]
     assert all(not torch.equal(same, other) for other in others)
 
 
@@ -117,8 +134,9 @@ def test_corrupt_image_error_names_the_file(tmp_path, records, num_workers):
     with pytest.raises(ImageDecodeError) as info:
         ReIDImageDataset(broken)[3]
     assert str(bad) in str(info.value)
-    loader = make_test_loader(broken, test_transform(HEIGHT, WIDTH), batch_size=2,
-                              num_workers=num_workers)
+    loader = make_test_loader(
+        broken, test_transform(HEIGHT, WIDTH), batch_size=2, num_workers=num_workers
+    )
     with pytest.raises(ImageDecodeError, match="broken.png"):
         list(loader)
 
@@ -128,13 +146,20 @@ def test_corrupt_image_error_names_the_file(tmp_path, records, num_workers):
 
 def _train_loader(records, num_workers, epoch=0, seed=0, second=True):
     return make_train_loader(
-        records, rgb_train_transform(HEIGHT, WIDTH), labels=PSEUDO, batch_size=8,
-        num_iterations=5, num_instances=4, epoch=epoch, seed=seed,
+        records,
+        rgb_train_transform(HEIGHT, WIDTH),
+        labels=PSEUDO,
+        batch_size=8,
+        num_iterations=5,
+        num_instances=4,
+        epoch=epoch,
+        seed=seed,
         second_transform=rgb_train_transform_second_view(HEIGHT, WIDTH) if second else None,
         num_workers=num_workers,
     )
 
 
+@pytest.mark.slow
 def test_train_loader_yields_pk_batches_of_pseudo_labels(records):
     batches = list(_train_loader(records, num_workers=0))
     assert len(batches) == 5
@@ -145,8 +170,10 @@ def test_train_loader_yields_pk_batches_of_pseudo_labels(records):
         assert (pids >= 0).all()
         assert sorted(torch.unique(pids, return_counts=True)[1].tolist()) == [4, 4]
         for group in indices.view(2, 4):  # anchor's camera differs from all picks
-            assert (camids[indices == group[0]][0] != torch.tensor(
-                [records[i].camid for i in group[1:]])).all()
+            assert (
+                camids[indices == group[0]][0]
+                != torch.tensor([records[i].camid for i in group[1:]])
+            ).all()
 
 
 def test_augmented_batches_do_not_depend_on_worker_count(records):
@@ -164,16 +191,19 @@ def test_epoch_and_seed_change_the_stream(records):
     moved = list(loader)
     assert loader.batch_sampler.epoch == 1
     assert any(not torch.equal(a[0], b[0]) for a, b in zip(base, moved))
-    assert all(torch.equal(a[0], b[0]) for a, b in
-               zip(moved, _train_loader(records, num_workers=0, epoch=1, second=False)))
+    assert all(
+        torch.equal(a[0], b[0])
+        for a, b in zip(moved, _train_loader(records, num_workers=0, epoch=1, second=False))
+    )
     reseeded = list(_train_loader(records, num_workers=0, seed=1, second=False))
     assert any(not torch.equal(a[0], b[0]) for a, b in zip(base, reseeded))
 
 
 def test_repeated_draws_are_augmented_differently(records):
     # one image drawn four times in one batch: four different augmentations
-    loader = make_loader(records, rgb_train_transform(HEIGHT, WIDTH),
-                         batch_sampler=[[0, 0, 0, 0]], num_workers=0)
+    loader = make_loader(
+        records, rgb_train_transform(HEIGHT, WIDTH), batch_sampler=[[0, 0, 0, 0]], num_workers=0
+    )
     images = next(iter(loader))[0]
     assert len({images[i].sum().item() for i in range(4)}) == 4
 
@@ -190,10 +220,17 @@ def test_test_loader_keeps_order_and_last_batch(records):
 
 def test_shuffled_loader_is_seeded(records):
     def order(seed):
-        loader = make_loader(records, None, batch_size=24, shuffle=True, seed=seed, num_workers=0,
-                             batch_sampler=None)
-        return next(iter(DataLoader(range(24), sampler=loader.batch_sampler.batch_sampler.sampler,
-                                    batch_size=24)))
+        loader = make_loader(
+            records, None, batch_size=24, shuffle=True, seed=seed, num_workers=0, batch_sampler=None
+        )
+        return next(
+            iter(
+                DataLoader(
+                    range(24), sampler=loader.batch_sampler.batch_sampler.sampler, batch_size=24
+                )
+            )
+        )
+
     assert torch.equal(order(1), order(1))
     assert not torch.equal(order(1), order(2))
 

@@ -139,9 +139,11 @@ def test_draw_distribution_matches_the_official_sampler(use_cameras):
             official_pairs.update((group[0], p) for p in group[1:])
             official_distinct[group[0], len(set(group[1:]))] += 1
     assert sum(ours_counts.values()) == sum(official_counts.values())
-    for table_ours, table_official in ((ours_counts, official_counts),
-                                       (ours_pairs, official_pairs),
-                                       (ours_distinct, official_distinct)):
+    for table_ours, table_official in (
+        (ours_counts, official_counts),
+        (ours_pairs, official_pairs),
+        (ours_distinct, official_distinct),
+    ):
         assert set(table_ours) == set(table_official)
         for key in table_official:
             a, b = table_ours[key], table_official[key]
@@ -186,8 +188,10 @@ def test_shards_are_disjoint_equal_and_identity_balanced(replicas):
     camids = rng.integers(1, 7, 400)
     assert min(Counter(labels[labels >= 0].tolist()).values()) > 1
     full = IdentityBalancedSampler(labels, camids, 8, seed=4)
-    shards = [IdentityBalancedSampler(labels, camids, 8, seed=4, num_replicas=replicas, rank=r)
-              for r in range(replicas)]
+    shards = [
+        IdentityBalancedSampler(labels, camids, 8, seed=4, num_replicas=replicas, rank=r)
+        for r in range(replicas)
+    ]
     for pass_index in range(3):
         parts = [s.indices(pass_index) for s in shards]
         assert len({p.size for p in parts}) == 1
@@ -303,8 +307,11 @@ def test_iteration_batch_sampler_joins_passes_shorter_than_a_batch():
     sampler = IdentityBalancedSampler(np.repeat(np.arange(2), 3), None, 3)  # 6 per pass
     batches = list(IterationBatchSampler(sampler, batch_size=7, num_iterations=3))
     passes = [list(sampler.indices(k)) for k in range(6)]
-    assert batches == [(passes[0] + passes[1])[:7], (passes[2] + passes[3])[:7],
-                       (passes[4] + passes[5])[:7]]
+    assert batches == [
+        (passes[0] + passes[1])[:7],
+        (passes[2] + passes[3])[:7],
+        (passes[4] + passes[5])[:7],
+    ]
 
 
 def test_iteration_batch_sampler_errors():

@@ -14,8 +14,8 @@ import pytest
 from sdcl_toolkit.data.records import IR, RGB, ImageRecord
 from sdcl_toolkit.data.sysu_mm01 import (
     SYSU_GALLERY_CAMERAS,
-    DatasetLayoutError,
     SYSUMM01,
+    DatasetLayoutError,
 )
 
 
@@ -26,7 +26,7 @@ def official_rule_gallery(root, mode, trial):
     ``cam/id`` if that folder exists."""
     cameras = {"all": ["cam1", "cam2", "cam4", "cam5"], "indoor": ["cam1", "cam2"]}[mode]
     with open(os.path.join(root, "exp", "test_id.txt")) as handle:
-        ids = ["%04d" % int(x) for x in handle.read().splitlines()[0].split(",")]
+        ids = [f"{int(x):04d}" for x in handle.read().splitlines()[0].split(",")]
     state = random.getstate()
     try:
         random.seed(trial)

@@ -36,21 +36,26 @@ def _from_pil(pil):
 def _smooth_uint8_image(height=96, width=48, seed=0):
     """A smooth random image on the 8-bit grid (so Pillow and torch see the same input)."""
     coarse = torch.rand(1, 3, height // 8, width // 8, generator=_gen(seed))
-    smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear",
-                                             align_corners=False)[0]
+    smooth = torch.nn.functional.interpolate(
+        coarse, size=(height, width), mode="bilinear", align_corners=False
+    )[0]
     return (smooth * 255).round() / 255
 
 
 # ----------------------------------------------------------------------------- Resize
 
 
-@pytest.mark.parametrize("interpolation, pil_filter, kernel_abs_sum", [
-    ("bilinear", Image.BILINEAR, 1.0),
-    ("bicubic", Image.BICUBIC, 1.25),  # a = -0.5 cubic: sum |w| is at most 1.25
-])
+@pytest.mark.parametrize(
+    "interpolation, pil_filter, kernel_abs_sum",
+    [
+        ("bilinear", Image.BILINEAR, 1.0),
+        ("bicubic", Image.BICUBIC, 1.25),  # a = -0.5 cubic: sum |w| is at most 1.25
+    ],
+)
 @pytest.mark.parametrize("size", [(48, 24), (40, 30), (150, 70)])
-def test_resize_matches_pillow_within_its_8_bit_rounding(interpolation, pil_filter,
-                                                          kernel_abs_sum, size):
+def test_resize_matches_pillow_within_its_8_bit_rounding(
+    interpolation, pil_filter, kernel_abs_sum, size
+):
     # The official pipelines resize PIL images. Pillow resamples in two separable passes and
     # rounds to 8 bits after each: half a level from the first pass (amplified by the second
     # kernel's absolute sum) plus half a level at the end.
@@ -106,8 +111,13 @@ def test_pad_adds_a_zero_border():
 
 
 @SETTINGS
-@given(height=st.integers(1, 20), width=st.integers(1, 20), crop_h=st.integers(1, 20),
-       crop_w=st.integers(1, 20), seed=st.integers(0, 2**31))
+@given(
+    height=st.integers(1, 20),
+    width=st.integers(1, 20),
+    crop_h=st.integers(1, 20),
+    crop_w=st.integers(1, 20),
+    seed=st.integers(0, 2**31),
+)
 def test_random_crop_is_a_window_of_the_input(height, width, crop_h, crop_w, seed):
     crop_h, crop_w = min(crop_h, height), min(crop_w, width)
     coords = torch.arange(height * width, dtype=torch.float32).view(1, height, width)
@@ -115,7 +125,7 @@ def test_random_crop_is_a_window_of_the_input(height, width, crop_h, crop_w, see
     out = T.RandomCrop((crop_h, crop_w))(image, generator=_gen(seed))
     assert out.shape == (3, crop_h, crop_w)
     top, left = divmod(int(out[0, 0, 0]), width)
-    assert torch.equal(out, image[:, top:top + crop_h, left:left + crop_w])
+    assert torch.equal(out, image[:, top : top + crop_h, left : left + crop_w])
 
 
 def test_random_crop_reaches_every_offset():
@@ -160,16 +170,18 @@ def test_rgb_to_hsv_matches_colorsys_and_round_trips():
     image[:, 0, :4] = 0.5  # gray pixels (zero chroma)
     image[:, 1, :4] = 0.0  # black
     hsv = T.rgb_to_hsv(image)
-    reference = np.array([[colorsys.rgb_to_hsv(*image[:, i, j].tolist()) for j in range(16)]
-                          for i in range(16)]).transpose(2, 0, 1)
+    reference = np.array(
+        [[colorsys.rgb_to_hsv(*image[:, i, j].tolist()) for j in range(16)] for i in range(16)]
+    ).transpose(2, 0, 1)
     assert np.abs(hsv.numpy() - reference).max() < 1e-6
     assert (T.hsv_to_rgb(hsv) - image).abs().max() < 1e-6
 
 
 def test_hsv_to_rgb_matches_colorsys():
     hsv = _image(16, 16, seed=4)
-    reference = np.array([[colorsys.hsv_to_rgb(*hsv[:, i, j].tolist()) for j in range(16)]
-                          for i in range(16)]).transpose(2, 0, 1)
+    reference = np.array(
+        [[colorsys.hsv_to_rgb(*hsv[:, i, j].tolist()) for j in range(16)] for i in range(16)]
+    ).transpose(2, 0, 1)
     assert np.abs(T.hsv_to_rgb(hsv).numpy() - reference).max() < 1e-6
 
 
@@ -295,8 +307,9 @@ def test_normalize_rejects_bad_statistics():
 # ----------------------------------------------------------------------------- RandomErasing
 
 
-def _official_erasing(image, generator, probability=0.5, sl=0.02, sh=0.4, r1=0.3,
-                      fill=T.ERASING_FILL):
+def _official_erasing(
+    image, generator, probability=0.5, sl=0.02, sh=0.4, r1=0.3, fill=T.ERASING_FILL
+):
     """Sequential re-implementation of the official ChannelRandomErasing, with the same draws."""
     out = image.clone()
     if float(torch.rand(1, generator=generator)) > probability:
@@ -312,7 +325,7 @@ def _official_erasing(image, generator, probability=0.5, sl=0.02, sh=0.4, r1=0.3
             x1 = int(torch.randint(0, height - h + 1, (1,), generator=generator))
             y1 = int(torch.randint(0, width - w + 1, (1,), generator=generator))
             for channel in range(3):
-                out[channel, x1:x1 + h, y1:y1 + w] = fill[channel]
+                out[channel, x1 : x1 + h, y1 : y1 + w] = fill[channel]
             return out, (x1, y1, h, w)
     return out, None
 
@@ -351,7 +364,7 @@ def test_erasing_fills_exactly_the_box_with_the_official_values():
     top, left, h, w = erasing.sample_box(64, 32, _gen(7))
     out = erasing(image, generator=_gen(7))
     inside = torch.zeros(64, 32, dtype=torch.bool)
-    inside[top:top + h, left:left + w] = True
+    inside[top : top + h, left : left + w] = True
     for channel, value in enumerate(T.ERASING_FILL):
         assert torch.all(out[channel][inside] == torch.tensor(value))
     assert torch.equal(out[:, ~inside], image[:, ~inside])
@@ -385,7 +398,7 @@ def test_erasing_single_channel_and_errors():
 def _which_channel_copy(out, image):
     """0/1/2 when out replicates that channel, 'gray' for the luma, 'same' when unchanged."""
     for channel in range(3):
-        if torch.equal(out, image[channel:channel + 1].expand_as(image)):
+        if torch.equal(out, image[channel : channel + 1].expand_as(image)):
             return channel
     if torch.allclose(out, T.rgb_to_grayscale(image).expand_as(image), atol=1e-6):
         return "gray"
@@ -413,13 +426,16 @@ def test_channel_exchange_official_gray_2_copies_one_channel_uniformly():
 
 
 def test_channel_exchange_gray_3_adds_the_gray_branch():
-    _assert_frequencies(_frequencies(T.ChannelExchange(gray=3)),
-                        {0: 0.25, 1: 0.25, 2: 0.25, "gray": 0.25})
+    _assert_frequencies(
+        _frequencies(T.ChannelExchange(gray=3)), {0: 0.25, 1: 0.25, 2: 0.25, "gray": 0.25}
+    )
 
 
 def test_channel_adap_gray_official_probabilities():
-    _assert_frequencies(_frequencies(T.ChannelAdapGray(0.5)),
-                        {0: 0.25, 1: 0.25, 2: 0.25, "gray": 0.125, "same": 0.125})
+    _assert_frequencies(
+        _frequencies(T.ChannelAdapGray(0.5)),
+        {0: 0.25, 1: 0.25, 2: 0.25, "gray": 0.125, "same": 0.125},
+    )
 
 
 @SETTINGS
@@ -445,12 +461,20 @@ def test_channel_operations_need_three_channels():
 
 
 def test_official_pipelines_have_the_official_steps_in_order():
-    core = [T.ColorJitter, T.Resize, T.Pad, T.RandomCrop, T.RandomHorizontalFlip, T.Normalize,
-            T.RandomErasing]
+    core = [
+        T.ColorJitter,
+        T.Resize,
+        T.Pad,
+        T.RandomCrop,
+        T.RandomHorizontalFlip,
+        T.Normalize,
+        T.RandomErasing,
+    ]
     first = T.rgb_train_transform(288, 144)
     assert [type(t) for t in first.transforms] == core
     assert [type(t) for t in T.rgb_train_transform_second_view(288, 144).transforms] == (
-        core + [T.ChannelExchange])
+        core + [T.ChannelExchange]
+    )
     ir = T.ir_train_transform(288, 144)
     assert [type(t) for t in ir.transforms] == core + [T.ChannelAdapGray]
     jitter, resize, pad, crop, flip, normalize, erasing = first.transforms
@@ -466,8 +490,15 @@ def test_official_pipelines_have_the_official_steps_in_order():
     assert [type(t) for t in test.transforms] == [T.Resize, T.Normalize]
 
 
-@pytest.mark.parametrize("factory", [T.rgb_train_transform, T.rgb_train_transform_second_view,
-                                     T.ir_train_transform, T.test_transform])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        T.rgb_train_transform,
+        T.rgb_train_transform_second_view,
+        T.ir_train_transform,
+        T.test_transform,
+    ],
+)
 def test_pipelines_shape_and_determinism(factory):
     image = _image(80, 37, seed=1)
     pipeline = factory(32, 16)

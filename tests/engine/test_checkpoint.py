@@ -11,8 +11,15 @@ from sdcl_toolkit.engine.checkpoint import capture_rng_state, restore_rng_state
 
 
 def state(**extra):
-    return {"model": {"w": torch.ones(2)}, "optimizer": {}, "scheduler": {}, "epoch": 3,
-            "rng": capture_rng_state(), "config": {}, **extra}
+    return {
+        "model": {"w": torch.ones(2)},
+        "optimizer": {},
+        "scheduler": {},
+        "epoch": 3,
+        "rng": capture_rng_state(),
+        "config": {},
+        **extra,
+    }
 
 
 def test_round_trip_and_no_temporary_left(tmp_path):

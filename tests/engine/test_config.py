@@ -13,8 +13,13 @@ def test_sysu_preset_is_the_official_recipe():
     c = TrainConfig.sysu()
     assert (c.epochs, c.cmlabel, c.iters_stage1, c.iters_stage2) == (50, 30, 200, 100)
     assert (c.batch_ir, c.batch_rgb, c.num_instances) == (128, 128, 16)
-    assert (c.lr, c.weight_decay, c.sgd_momentum, c.step_size, c.gamma) == (3.5e-4, 5e-4, 0.9,
-                                                                             20, 0.1)
+    assert (c.lr, c.weight_decay, c.sgd_momentum, c.step_size, c.gamma) == (
+        3.5e-4,
+        5e-4,
+        0.9,
+        20,
+        0.1,
+    )
     assert (c.eps, c.min_samples, c.k1, c.k2, c.stage2_rgb_k1) == (0.6, 4, 30, 6, 15)
     assert (c.memory_momentum, c.instance_momentum, c.temp) == (0.1, 0.9, 0.05)
     assert (c.cra_topk, c.cra_smooth_k, c.cnl_threshold) == (20, 5, 0.9)
@@ -35,8 +40,11 @@ def test_regdb_preset():
 def test_presets_read_every_shared_value_from_the_recipe(name):
     config = getattr(TrainConfig, name)()
     recipe = SDCLRecipe.for_dataset(name)
-    shared = [f for f in RECIPE_FIELDS if hasattr(config, f) and f not in
-              ("height", "width", "drop_path_rate")]
+    shared = [
+        f
+        for f in RECIPE_FIELDS
+        if hasattr(config, f) and f not in ("height", "width", "drop_path_rate")
+    ]
     assert len(shared) >= 45
     for field in shared:
         assert getattr(config, field) == getattr(recipe, field), field
@@ -64,8 +72,9 @@ def test_official_presets_refuse_a_silent_random_initialisation():
 
 def test_nan_and_negative_settings_are_refused_before_training():
     with pytest.raises(ValueError) as error:
-        TrainConfig.demo(cnl_threshold=float("nan"), gamma=-1.0, lr=float("nan"),
-                         cra_topk=0, stage2_rgb_k1=0).validate()
+        TrainConfig.demo(
+            cnl_threshold=float("nan"), gamma=-1.0, lr=float("nan"), cra_topk=0, stage2_rgb_k1=0
+        ).validate()
     message = str(error.value)
     for name in ("cnl_threshold", "gamma", "lr", "cra_topk", "stage2_rgb_k1"):
         assert name in message
@@ -85,9 +94,20 @@ def test_every_field_is_a_flag_with_the_preset_default():
 
 
 def test_parse_config_overrides_and_optional_none():
-    c = parse_config(TrainConfig.sysu(), ["--eps", "0.5", "--no-use-cameras", "--pretrained",
-                                          "x.pth", "--first-epoch-memory-momentum", "none",
-                                          "--data-dir", "/data"])
+    c = parse_config(
+        TrainConfig.sysu(),
+        [
+            "--eps",
+            "0.5",
+            "--no-use-cameras",
+            "--pretrained",
+            "x.pth",
+            "--first-epoch-memory-momentum",
+            "none",
+            "--data-dir",
+            "/data",
+        ],
+    )
     assert c.eps == 0.5 and c.use_cameras is False and c.pretrained == "x.pth"
     assert c.first_epoch_memory_momentum is None
 
@@ -96,8 +116,10 @@ def test_train_sysu_uses_the_demo_without_data_dir():
     assert sysu_config_from_argv([]).model == "tiny"
     official = sysu_config_from_argv(["--data-dir", "/data/SYSU-MM01", "--pretrained", "w.pth"])
     assert official.model == "vit_base" and official.epochs == 50
-    assert sysu_config_from_argv(["--data-dir", "/d", "--epochs", "3", "--pretrained",
-                                  "none"]).epochs == 3
+    assert (
+        sysu_config_from_argv(["--data-dir", "/d", "--epochs", "3", "--pretrained", "none"]).epochs
+        == 3
+    )
 
 
 def test_invalid_settings_are_listed():

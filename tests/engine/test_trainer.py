@@ -11,6 +11,7 @@ from sdcl_toolkit.engine import CheckpointLoadError, SDCLTrainer
 from sdcl_toolkit.models.checkpoint import CheckpointError
 
 
+@pytest.mark.slow
 def test_short_run_trains_both_stages_and_writes_its_outputs(tiny_config, tmp_path):
     history = SDCLTrainer(tiny_config).fit()
     epochs = history["epochs"]
@@ -22,14 +23,16 @@ def test_short_run_trains_both_stages_and_writes_its_outputs(tiny_config, tmp_pa
     assert set(history["final"]) == {"all", "indoor"}
     assert len(history["final"]["all"]["trials"]) == 2
     out = tmp_path / "run"
-    assert {"last.pth", "log.jsonl", "results.json", "config.json"} <= {p.name for p in
-                                                                          out.iterdir()}
+    assert {"last.pth", "log.jsonl", "results.json", "config.json"} <= {
+        p.name for p in out.iterdir()
+    }
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert events.count("epoch") == 2 and events.count("eval") == 1
     saved = torch.load(out / "last.pth", weights_only=False)
     assert saved["epoch"] == 1 and saved["config"]["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_same_weights(tiny_config, tmp_path):
     full = SDCLTrainer(dataclasses.replace(tiny_config, output_dir=str(tmp_path / "full")))
     full.fit()
@@ -69,16 +72,22 @@ def test_wrong_data_layout_lists_what_is_missing(tiny_config, tmp_path):
 
 def test_pretrained_file_with_foreign_keys(tiny_config, tmp_path):
     path = tmp_path / "resnet.pth"
-    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 2048)},
-               path)
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 2048)}, path)
     with pytest.raises(CheckpointError):
         SDCLTrainer(dataclasses.replace(tiny_config, pretrained=str(path)))
 
 
+@pytest.mark.slow
 def test_pretraining_stage_runs_and_is_reported(tiny_config, tmp_path):
-    config = dataclasses.replace(tiny_config, epochs=1, cmlabel=5, pretrain_steps=2,
-                                 pretrain_identities=8, eval_before=True,
-                                 cache_dir=str(tmp_path / "cache"))
+    config = dataclasses.replace(
+        tiny_config,
+        epochs=1,
+        cmlabel=5,
+        pretrain_steps=2,
+        pretrain_identities=8,
+        eval_before=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
     history = SDCLTrainer(config).fit()
     assert {"before", "pretrained", "final"} <= set(history)
 
@@ -112,13 +121,20 @@ def test_the_trainer_does_not_create_a_process_group(tiny_config, monkeypatch):
     assert not dist.is_initialized()
 
 
+@pytest.mark.slow
 def test_official_batch_norm_groups_run(tiny_config):
     config = dataclasses.replace(tiny_config, norm_groups=2)
     history = SDCLTrainer(config).fit()
     assert [e["stage"] for e in history["epochs"]] == [1, 2]
     losses = history["epochs"][1]["losses"]
-    assert set(losses) >= {"loss", "contrast", "homogeneous", "heterogeneous",
-                           "contrast_rgb_deep", "heterogeneous_ir_to_rgb_deep"}
+    assert set(losses) >= {
+        "loss",
+        "contrast",
+        "homogeneous",
+        "heterogeneous",
+        "contrast_rgb_deep",
+        "heterogeneous_ir_to_rgb_deep",
+    }
     assert losses["heterogeneous_ir_to_rgb_deep"] > 0  # epoch 1 is odd: IR -> RGB
 
 
@@ -126,5 +142,4 @@ def test_sysu_preset_without_pretrained_is_refused(tiny_sysu_root, tmp_path):
     from sdcl_toolkit.engine import TrainConfig
 
     with pytest.raises(ValueError, match="--pretrained none"):
-        SDCLTrainer(TrainConfig.sysu(data_dir=str(tiny_sysu_root),
-                                     output_dir=str(tmp_path / "x")))
+        SDCLTrainer(TrainConfig.sysu(data_dir=str(tiny_sysu_root), output_dir=str(tmp_path / "x")))

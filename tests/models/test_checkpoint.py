@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Dict, Tuple
 
 import numpy as np
 import pytest
@@ -30,12 +29,16 @@ from sdcl_toolkit.models import (
 
 
 def ics_vit_checkpoint_shapes(
-    dim: int = 768, depth: int = 12, grid: Tuple[int, int] = (16, 8), stem: int = 64, patch: int = 16
-) -> Dict[str, Tuple[int, ...]]:
+    dim: int = 768,
+    depth: int = 12,
+    grid: tuple[int, int] = (16, 8),
+    stem: int = 64,
+    patch: int = 16,
+) -> dict[str, tuple[int, ...]]:
     """Key names and shapes of ``vit_base_ics_cfs_lup.pth`` (defaults), written out from
     SPEC section 2 -- independent of the model code under test."""
     half = stem // 2
-    shapes: Dict[str, Tuple[int, ...]] = {
+    shapes: dict[str, tuple[int, ...]] = {
         "cls_token": (1, 1, dim),
         "pos_embed": (1, 1 + grid[0] * grid[1], dim),
         "patch_embed.conv.0.weight": (stem, 3, 7, 7),
@@ -52,7 +55,14 @@ def ics_vit_checkpoint_shapes(
         "norm.bias": (dim,),
     }
     for ibn in ("patch_embed.conv.1", "patch_embed.conv.4"):
-        for name in ("IN.weight", "IN.bias", "BN.weight", "BN.bias", "BN.running_mean", "BN.running_var"):
+        for name in (
+            "IN.weight",
+            "IN.bias",
+            "BN.weight",
+            "BN.bias",
+            "BN.running_mean",
+            "BN.running_var",
+        ):
             shapes[f"{ibn}.{name}"] = (half,)
         shapes[f"{ibn}.BN.num_batches_tracked"] = ()
     for i in range(depth):
@@ -76,31 +86,39 @@ def ics_vit_checkpoint_shapes(
     return shapes
 
 
-def random_state(shapes: Dict[str, Tuple[int, ...]], seed: int = 0) -> Dict[str, torch.Tensor]:
+def random_state(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     state = {}
     for key, shape in shapes.items():
         if key.endswith("num_batches_tracked"):
             state[key] = torch.tensor(1000)
-        elif key.endswith("running_var") or key.endswith("norm1.weight") or key.endswith("norm2.weight"):
+        elif (
+            key.endswith("running_var")
+            or key.endswith("norm1.weight")
+            or key.endswith("norm2.weight")
+        ):
             state[key] = torch.rand(shape, generator=gen) + 0.5
         else:
             state[key] = torch.randn(shape, generator=gen) * 0.02
     return state
 
 
-def dino_wrap(backbone: Dict[str, torch.Tensor], dim: int) -> dict:
+def dino_wrap(backbone: dict[str, torch.Tensor], dim: int) -> dict:
     """``{"teacher": {"backbone.<key>": ..., "head.*": ...}, ...}`` like a DINO checkpoint."""
     teacher = {"backbone." + k: v for k, v in backbone.items()}
     teacher["head.mlp.0.weight"] = torch.randn(16, dim)
     teacher["head.last_layer.weight_g"] = torch.randn(1, 16)
-    return {"teacher": teacher, "student": {"module.backbone.cls_token": torch.zeros(1)}, "epoch": 100}
+    return {
+        "teacher": teacher,
+        "student": {"module.backbone.cls_token": torch.zeros(1)},
+        "epoch": 100,
+    }
 
 
 TINY_CKPT_GRID = (4, 2)  # the tiny config's checkpoint-like grid (32x16 images)
 
 
-def tiny_checkpoint(seed: int = 0) -> Dict[str, torch.Tensor]:
+def tiny_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
     return random_state(
         ics_vit_checkpoint_shapes(dim=128, depth=4, grid=TINY_CKPT_GRID, stem=32, patch=8), seed
     )
@@ -118,6 +136,7 @@ def vit_base_loaded():
     return model, backbone, report
 
 
+@pytest.mark.slow
 def test_every_vit_base_ics_key_loads(vit_base_loaded):
     model, backbone, report = vit_base_loaded
     assert report.missing == ()
@@ -133,6 +152,7 @@ def test_every_vit_base_ics_key_loads(vit_base_loaded):
             torch.testing.assert_close(vit_state[key], value, rtol=0, atol=0, msg=key)
 
 
+@pytest.mark.slow
 def test_pos_embed_resized_from_16x8_to_18x9(vit_base_loaded):
     model, backbone, _ = vit_base_loaded
     pos = model.vit.pos_embed.detach()
@@ -144,6 +164,7 @@ def test_pos_embed_resized_from_16x8_to_18x9(vit_base_loaded):
     torch.testing.assert_close(pos[0, 1:], expected[0].permute(1, 2, 0).reshape(162, 768))
 
 
+@pytest.mark.slow
 def test_both_patch_embeddings_and_branches_hold_the_checkpoint(vit_base_loaded):
     model, backbone, report = vit_base_loaded
     assert len(report.copied) == 3
@@ -152,12 +173,15 @@ def test_both_patch_embeddings_and_branches_hold_the_checkpoint(vit_base_loaded)
     for branch in (model.b1, model.b2):
         for name, value in branch[0].state_dict().items():
             torch.testing.assert_close(value, backbone["blocks.11." + name], rtol=0, atol=0)
-        torch.testing.assert_close(branch[1].weight.detach(), backbone["norm.weight"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            branch[1].weight.detach(), backbone["norm.weight"], rtol=0, atol=0
+        )
     # copies, not shared storage
     assert model.patch_embed2.proj.weight.data_ptr() != model.vit.patch_embed.proj.weight.data_ptr()
     assert model.b1[0].attn.qkv.weight.data_ptr() != model.b2[0].attn.qkv.weight.data_ptr()
 
 
+@pytest.mark.slow
 def test_vit_base_outputs_are_finite(vit_base_loaded):
     model = vit_base_loaded[0]
     images = torch.randn(2, 3, 288, 144, generator=torch.Generator().manual_seed(0))
@@ -255,7 +279,13 @@ def test_normalize_strips_prefixes_and_drops_only_heads():
     }
     out, dropped = normalize_state_dict(state)
     assert set(out) == {"blocks.0.mlp.fc1.weight", "fc_norm.weight"}
-    assert set(dropped) == {"fc.weight", "head.weight", "head_dist.bias", "dist_token", "pre_logits.fc.weight"}
+    assert set(dropped) == {
+        "fc.weight",
+        "head.weight",
+        "head_dist.bias",
+        "dist_token",
+        "pre_logits.fc.weight",
+    }
     with pytest.raises(CheckpointError, match="both become"):
         normalize_state_dict({"module.norm.weight": torch.zeros(1), "norm.weight": torch.zeros(1)})
 
@@ -273,7 +303,9 @@ def test_load_from_path_with_namespace_args(tmp_path):
     report = load_pretrained(model, path, checkpoint_grid=TINY_CKPT_GRID)
     assert report.source == str(path)
     assert report.missing == () and report.mismatched == () and report.loaded_fraction == 1.0
-    torch.testing.assert_close(model.patch_embed2.conv[0].weight.detach(), state["patch_embed.conv.0.weight"])
+    torch.testing.assert_close(
+        model.patch_embed2.conv[0].weight.detach(), state["patch_embed.conv.0.weight"]
+    )
     with pytest.raises(FileNotFoundError):
         load_pretrained(model, tmp_path / "absent.pth")
 
@@ -286,7 +318,9 @@ def test_load_into_plain_vit_and_report_is_logged(caplog):
     assert isinstance(report, CheckpointReport)
     assert report.copied == ()
     assert "loaded" in caplog.text and "pos_embed" in caplog.text
-    torch.testing.assert_close(model.blocks[3].mlp.fc2.weight.detach(), state["blocks.3.mlp.fc2.weight"])
+    torch.testing.assert_close(
+        model.blocks[3].mlp.fc2.weight.detach(), state["blocks.3.mlp.fc2.weight"]
+    )
 
 
 def test_partial_checkpoint_reports_missing_and_mismatched():
@@ -337,7 +371,9 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="path or a state dict"):
         load_pretrained(ViT.from_config("tiny"), 42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="min_loaded_fraction"):
-        adapt_state_dict({"a": torch.zeros(1)}, {"a": torch.zeros(1)}, model_grid=(1, 1), min_loaded_fraction=2)
+        adapt_state_dict(
+            {"a": torch.zeros(1)}, {"a": torch.zeros(1)}, model_grid=(1, 1), min_loaded_fraction=2
+        )
 
 
 # --------------------------------------------------------------------------- full-model checkpoints
@@ -364,7 +400,8 @@ def test_full_shallow_deep_state_dict_round_trip():
 
 
 def test_official_sdcl_model_names_are_mapped():
-    """A trained official SDCL model: ``module.base.*``, ``base.patch_embed2``, ``bottleneck(s)``."""
+    """A trained official SDCL model: ``module.base.*``, ``base.patch_embed2``,
+    ``bottleneck(s)``."""
     source = _perturbed_tiny(1)
     renames = [
         ("patch_embed2.", "base.patch_embed2."),

@@ -56,16 +56,23 @@ def test_shapes_of_every_entry_point():
 def test_branches_start_as_copies_and_necks_have_frozen_bias():
     torch.manual_seed(0)
     model = ShallowDeepViT("tiny")
-    for a, b in zip(model.patch_embed2.state_dict().values(), model.vit.patch_embed.state_dict().values()):
+    for a, b in zip(
+        model.patch_embed2.state_dict().values(), model.vit.patch_embed.state_dict().values()
+    ):
         assert torch.equal(a, b)
     for branch in (model.b1, model.b2):
-        for a, b in zip(branch[0].state_dict().values(), model.vit.blocks[-1].state_dict().values()):
+        for a, b in zip(
+            branch[0].state_dict().values(), model.vit.blocks[-1].state_dict().values()
+        ):
             assert torch.equal(a, b)
         assert torch.equal(branch[1].weight, model.vit.norm.weight)
     assert model.b1[0].attn.qkv.weight.data_ptr() != model.vit.blocks[-1].attn.qkv.weight.data_ptr()
     for neck in (model.deep_neck, model.shallow_neck):
         assert not neck.bias.requires_grad and neck.weight.requires_grad
-        assert float(neck.bias.detach().abs().max()) == 0.0 and float(neck.weight.detach().min()) == 1.0
+        assert (
+            float(neck.bias.detach().abs().max()) == 0.0
+            and float(neck.weight.detach().min()) == 1.0
+        )
 
 
 # --------------------------------------------------------------------------- gradients
@@ -78,7 +85,11 @@ def test_gradients_flow_to_the_right_modules():
 
     deep, _ = model(images(4, 0), "rgb")
     (deep * w_deep).sum().backward()
-    assert has_grad(model, "b1.") and has_grad(model, "deep_neck.") and has_grad(model, "vit.blocks.0.")
+    assert (
+        has_grad(model, "b1.")
+        and has_grad(model, "deep_neck.")
+        and has_grad(model, "vit.blocks.0.")
+    )
     assert has_grad(model, "vit.patch_embed.") and has_grad(model, "vit.cls_token")
     assert not has_grad(model, "b2.") and not has_grad(model, "shallow_neck.")
     assert not has_grad(model, "patch_embed2.")
@@ -87,7 +98,9 @@ def test_gradients_flow_to_the_right_modules():
     _, shallow = model(images(4, 0), "ir")
     (shallow * w_shallow).sum().backward()
     assert has_grad(model, "b2.") and has_grad(model, "shallow_neck.")
-    assert has_grad(model, "patch_embed2.") and has_grad(model, "vit.blocks.2.")  # via the cls token
+    assert has_grad(model, "patch_embed2.") and has_grad(
+        model, "vit.blocks.2."
+    )  # via the cls token
     assert not has_grad(model, "b1.") and not has_grad(model, "deep_neck.")
     assert not has_grad(model, "vit.patch_embed.")
     # the checkpoint's last block and norm are only the source of b1/b2
@@ -164,7 +177,7 @@ def test_perturbing_blocks_changes_shallow_feature_only_through_the_cls_token():
     assert not torch.allclose(wrong, expected, atol=1e-3)  # the check above can tell them apart
 
 
-# --------------------------------------------------------------------------- modalities, mixed batches
+# ---------------------------------------------------------------------- modalities, mixed batches
 
 
 def test_modality_selects_the_patch_embedding():
@@ -210,7 +223,9 @@ def test_mixed_forward_normalises_both_modalities_together_in_training():
     torch.testing.assert_close(model.deep_neck.running_mean, expected)
     joint = torch.cat((mixed.rgb.deep, mixed.ir.deep))
     normalised = (raw - raw.mean(0)) / torch.sqrt(raw.var(0, unbiased=False) + model.deep_neck.eps)
-    torch.testing.assert_close(joint, normalised * model.deep_neck.weight.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        joint, normalised * model.deep_neck.weight.detach(), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("train", [False, True])
@@ -263,7 +278,9 @@ def test_extract_is_the_normalised_flip_average():
     got = model.extract(x, "ir")
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(model.extract(x.flip(-1), "ir"), got, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(model.extract(x, "ir", flip=False), F.normalize(a, dim=1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        model.extract(x, "ir", flip=False), F.normalize(a, dim=1), rtol=1e-5, atol=1e-6
+    )
     deep, shallow = model.extract_branches(x, "ir")
     torch.testing.assert_close(torch.cat((deep, shallow), 1), (a + b) / 2, rtol=1e-5, atol=1e-5)
 
@@ -275,14 +292,20 @@ def test_extract_conventions():
     assert model.training  # mode restored
     assert not reference.requires_grad and reference.dtype == torch.float32
     torch.testing.assert_close(reference.norm(dim=1), torch.ones(5))
-    torch.testing.assert_close(model.extract(x, "rgb", batch_size=2), reference, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        model.extract(x, "rgb", batch_size=2), reference, rtol=1e-5, atol=1e-6
+    )
     as_numpy = model.extract(x.numpy(), "rgb")
     assert isinstance(as_numpy, np.ndarray) and as_numpy.shape == (5, 2 * D)
     np.testing.assert_allclose(as_numpy, reference.numpy(), rtol=1e-5, atol=1e-6)
     mixed_flags = torch.tensor([True, False, False, True, False])
     per_sample = model.extract(x, mixed_flags)
-    torch.testing.assert_close(per_sample[~mixed_flags], reference[~mixed_flags], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(per_sample[mixed_flags], model.extract(x[mixed_flags], "ir"), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        per_sample[~mixed_flags], reference[~mixed_flags], rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(
+        per_sample[mixed_flags], model.extract(x[mixed_flags], "ir"), rtol=1e-5, atol=1e-6
+    )
     # running statistics are untouched by extraction
     before = model.deep_neck.running_mean.clone()
     model.extract(x, "ir")
@@ -343,8 +366,9 @@ def _official_data_parallel_reference(model, rgb, ir, groups):
     import copy
 
     replicas = [copy.deepcopy(model) for _ in range(groups)]
-    outputs = [r.forward_mixed(x, y) for r, x, y in zip(replicas, rgb.chunk(groups),
-                                                          ir.chunk(groups))]
+    outputs = [
+        r.forward_mixed(x, y) for r, x, y in zip(replicas, rgb.chunk(groups), ir.chunk(groups))
+    ]
     deep = torch.cat([o.rgb.deep for o in outputs] + [o.ir.deep for o in outputs])
     shallow = torch.cat([o.rgb.shallow for o in outputs] + [o.ir.shallow for o in outputs])
     return deep, shallow, replicas[0].state_dict()
@@ -363,8 +387,11 @@ def test_norm_groups_is_data_parallel_batch_norm(groups):
     state = model.state_dict()
     for key, value in ref_state.items():  # running statistics: group 0's only
         torch.testing.assert_close(state[key], value, msg=key)
-    assert all(m.track_running_stats for m in model.modules()
-               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    assert all(
+        m.track_running_stats
+        for m in model.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    )
 
 
 def test_norm_groups_one_is_the_joint_batch_and_eval_ignores_groups():
@@ -376,8 +403,9 @@ def test_norm_groups_one_is_the_joint_batch_and_eval_ignores_groups():
     grouped = model.forward_mixed(rgb, ir, norm_groups=2)
     assert not torch.allclose(joint.rgb.deep, grouped.rgb.deep)  # groups change the batch
     model.eval()
-    torch.testing.assert_close(model.forward_mixed(rgb, ir, norm_groups=2).rgb.deep,
-                               model.forward_mixed(rgb, ir).rgb.deep)
+    torch.testing.assert_close(
+        model.forward_mixed(rgb, ir, norm_groups=2).rgb.deep, model.forward_mixed(rgb, ir).rgb.deep
+    )
     with pytest.raises(ValueError, match="norm_groups"):
         model.forward_mixed(rgb, ir, norm_groups=0)
 

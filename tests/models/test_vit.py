@@ -39,7 +39,14 @@ def test_vit_base_names_and_shapes_match_the_checkpoint(meta_vit_base):
     assert shapes["patch_embed.conv.3.weight"] == (64, 64, 3, 3)
     assert shapes["patch_embed.conv.6.weight"] == (64, 64, 3, 3)
     for ibn in ("patch_embed.conv.1", "patch_embed.conv.4"):
-        for name in ("IN.weight", "IN.bias", "BN.weight", "BN.bias", "BN.running_mean", "BN.running_var"):
+        for name in (
+            "IN.weight",
+            "IN.bias",
+            "BN.weight",
+            "BN.bias",
+            "BN.running_mean",
+            "BN.running_var",
+        ):
             assert shapes[f"{ibn}.{name}"] == (32,)
     assert shapes["patch_embed.conv.7.running_var"] == (64,)
     assert shapes["patch_embed.proj.weight"] == (768, 64, 8, 8)
@@ -62,9 +69,24 @@ def test_vit_base_names_and_shapes_match_the_checkpoint(meta_vit_base):
 def test_ics_stem_layers(meta_vit_base):
     conv = meta_vit_base.patch_embed.conv
     kinds = [type(m).__name__ for m in conv]
-    assert kinds == ["Conv2d", "IBN", "ReLU", "Conv2d", "IBN", "ReLU", "Conv2d", "BatchNorm2d32", "ReLU"]
+    assert kinds == [
+        "Conv2d",
+        "IBN",
+        "ReLU",
+        "Conv2d",
+        "IBN",
+        "ReLU",
+        "Conv2d",
+        "BatchNorm2d32",
+        "ReLU",
+    ]
     first = conv[0]
-    assert (first.kernel_size, first.stride, first.padding, first.bias) == ((7, 7), (2, 2), (3, 3), None)
+    assert (first.kernel_size, first.stride, first.padding, first.bias) == (
+        (7, 7),
+        (2, 2),
+        (3, 3),
+        None,
+    )
     assert conv[3].bias is None and conv[6].bias is None and conv[3].kernel_size == (3, 3)
     assert conv[1].IN.affine and conv[1].IN.num_features == 32 and conv[1].BN.num_features == 32
     proj = meta_vit_base.patch_embed.proj
@@ -88,8 +110,13 @@ def test_linear_stem_is_plain_patchify():
 def test_token_count_follows_the_grid(rows, cols, stem):
     torch.manual_seed(0)
     model = ViT(
-        patch_size=4, embed_dim=16, depth=1, num_heads=2, img_size=(4 * rows, 4 * cols),
-        stem=stem, stem_channels=8,
+        patch_size=4,
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        img_size=(4 * rows, 4 * cols),
+        stem=stem,
+        stem_channels=8,
     ).eval()
     out = model(torch.randn(2, 3, 4 * rows, 4 * cols))
     assert out.shape == (2, 1 + rows * cols, 16)
@@ -152,7 +179,9 @@ def test_gradient_checkpointing_gives_identical_results():
 
 def test_norms_compute_in_float32_and_return_input_dtype():
     torch.manual_seed(0)
-    x = (torch.randn(2, 6, 16) * 50 + 300).to(torch.bfloat16)  # large mean: bf16 stats would be poor
+    x = (torch.randn(2, 6, 16) * 50 + 300).to(
+        torch.bfloat16
+    )  # large mean: bf16 stats would be poor
     ln = LayerNorm32(16)
     out = ln(x)
     assert out.dtype == torch.bfloat16
