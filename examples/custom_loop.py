@@ -73,10 +73,7 @@ def main(argv=None):
     dataset = SYSUMM01(root)
     records = {m: dataset.train(m) for m in ("rgb", "ir")}
     # the official recipe, shortened for a few CPU seconds (small data: smaller k1, batches)
-    schedule = dict(epochs=args.epochs, cmlabel=1, heterogeneous_start=1, aug_padding=2)
-    steps = dict(iters_stage1=args.iters, iters_stage2=args.iters, batch_rgb=8, batch_ir=8)
-    clustering = dict(k1=6, k2=2, stage2_rgb_k1=5, cra_topk=5, cra_smooth_k=3, eps=0.7)
-    recipe = SDCLRecipe.sysu().replace(**schedule, **steps, **clustering, num_instances=2)
+    recipe = SDCLRecipe.miniature(epochs=args.epochs, iters=args.iters)
     height, width = 64, 32
 
     model = TwoBranchCNN().to(device)

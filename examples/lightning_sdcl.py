@@ -148,22 +148,7 @@ def main(argv=None):
     records = {m: dataset.train(m) for m in ("rgb", "ir")}
     recipe = SDCLRecipe.sysu().replace(epochs=args.epochs)
     if not args.full_recipe:  # a few CPU seconds on the miniature dataset
-        recipe = recipe.replace(
-            cmlabel=1,
-            heterogeneous_start=1,
-            iters_stage1=args.iters,
-            iters_stage2=args.iters,
-            batch_rgb=8,
-            batch_ir=8,
-            num_instances=2,
-            k1=6,
-            k2=2,
-            stage2_rgb_k1=5,
-            cra_topk=5,
-            cra_smooth_k=3,
-            eps=0.7,
-            aug_padding=2,
-        )
+        recipe = SDCLRecipe.miniature(epochs=args.epochs, iters=args.iters)
     model = build_shallow_deep_vit(args.model, pretrained=args.pretrained)
     module = SDCLModule(model, records, recipe)
     trainer = pl.Trainer(

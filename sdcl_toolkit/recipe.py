@@ -187,6 +187,35 @@ class SDCLRecipe:
         return _PRESETS["sysu_4gpu"]
 
     @classmethod
+    def miniature(
+        cls, epochs: int = 2, iters: int = 4, base: Optional[SDCLRecipe] = None
+    ) -> SDCLRecipe:
+        """**Not an official recipe**: ``base`` (default SYSU-MM01) shortened for a few CPU
+        seconds on a generated miniature dataset (a few hundred images of ~16 people, 64x32
+        pixels): stage 2 and the heterogeneous CNL from epoch 1, ``iters`` steps per epoch,
+        PK batches of 8 + 8 with 2 instances, ``k1`` 6 / ``k2`` 2 / RGB stage-2 ``k1`` 5, CRA
+        depth 5 with 3 smoothing neighbours, eps 0.7, padding 2. Used by the examples and the
+        tests; its ``name`` is ``"miniature"``."""
+        return (base or cls.sysu()).replace(
+            name="miniature",
+            epochs=epochs,
+            cmlabel=1,
+            heterogeneous_start=1,
+            iters_stage1=iters,
+            iters_stage2=iters,
+            batch_rgb=8,
+            batch_ir=8,
+            num_instances=2,
+            k1=6,
+            k2=2,
+            stage2_rgb_k1=5,
+            cra_topk=5,
+            cra_smooth_k=3,
+            eps=0.7,
+            aug_padding=2,
+        )
+
+    @classmethod
     def for_dataset(cls, name: str) -> SDCLRecipe:
         """The preset of ``"sysu"`` (``"SYSU-MM01"``), ``"regdb"`` or ``"sysu_4gpu"``."""
         if not isinstance(name, str):

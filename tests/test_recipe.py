@@ -316,3 +316,10 @@ def test_docs_show_the_recipe_table():
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "recipe.md").read_text()
     assert recipe_table() in page
+
+
+def test_the_miniature_recipe_is_marked_as_not_official():
+    mini = SDCLRecipe.miniature(epochs=3, iters=5)
+    assert mini.name == "miniature" and mini.epochs == 3 and mini.iters_stage2 == 5
+    assert mini.source("k1") == "modified" and mini.lr == SDCLRecipe.sysu().lr
+    assert SDCLRecipe.miniature(base=SDCLRecipe.regdb()).eps == 0.7
