@@ -161,6 +161,13 @@ def floor_run(x: torch.Tensor, k: int) -> dict[str, Any]:
     return out["knn"]
 
 
+def size_title(rgb: int, ir: int) -> str:
+    """How table titles name the Part 1 / Part 3 sizes: "SYSU-MM01 size" only when they are."""
+    if (rgb, ir) == (SYSU_RGB, SYSU_IR):
+        return f"SYSU-MM01 size (RGB {rgb} + IR {ir})"
+    return f"RGB {rgb} + IR {ir} (SYSU-MM01 is {SYSU_RGB} + {SYSU_IR})"
+
+
 def clustered(n: int, dim: int, seed: int, device: torch.device) -> torch.Tensor:
     ids = max(2, round(n * SYSU_IDS / SYSU_RGB))
     return make_clustered_features(n, ids, dim, seed=seed).features.to(device)
@@ -214,8 +221,8 @@ def part_sysu(args, device) -> dict[str, Any]:
     )
     header = ["stage", "toolkit s", "peak MB"] + (["dense s", "peak MB"] if have_dense else [])
     print_table(
-        f"Jaccard + DBSCAN, SYSU-MM01 size (RGB {sizes['rgb']} + IR {sizes['ir']}, 1536-d, "
-        f"k1=30, k2=6, eps=0.6) on {device}, candidates={args.candidates}",
+        f"Jaccard + DBSCAN, {size_title(sizes['rgb'], sizes['ir'])}, 1536-d, "
+        f"k1=30, k2=6, eps=0.6, on {device}, candidates={args.candidates}",
         header,
         rows,
     )
@@ -342,8 +349,8 @@ def part_pipeline(args, device) -> dict[str, Any]:
     rows += [[f"floor: {name}", fmt(v["seconds"])] for name, v in floors.items()]
     rows.append(["floor total", fmt(floor)])
     print_table(
-        f"Stage-2 pseudo-labelling step, SYSU-MM01 size (RGB {args.sysu_rgb}, IR "
-        f"{args.sysu_ir}, 768-d deep + 768-d shallow) on {device}",
+        f"Stage-2 pseudo-labelling step, {size_title(args.sysu_rgb, args.sysu_ir)}, "
+        f"768-d deep + 768-d shallow, on {device}",
         ["step", "seconds"],
         rows,
     )
@@ -417,13 +424,16 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     }
     start = time.perf_counter()
     if not args.skip_sysu:
-        print("Part 1: Jaccard + DBSCAN at SYSU-MM01 size", flush=True)
+        print(f"Part 1: Jaccard + DBSCAN, {size_title(args.sysu_rgb, args.sysu_ir)}", flush=True)
         payload["sysu"] = part_sysu(args, device)
     if args.sizes:
         print("\nPart 2: size sweep", flush=True)
         payload["sweep"] = part_sweep(args, device)
     if not args.skip_pipeline:
-        print("\nPart 3: stage-2 pseudo-labelling step", flush=True)
+        print(
+            f"\nPart 3: stage-2 pseudo-labelling step, {size_title(args.sysu_rgb, args.sysu_ir)}",
+            flush=True,
+        )
         payload["pipeline"] = part_pipeline(args, device)
     payload["benchmark_seconds"] = time.perf_counter() - start
     path = write_json("association_speed", payload, args.out)

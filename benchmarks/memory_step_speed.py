@@ -19,11 +19,12 @@ warm-up. The updates are also timed alone, back to back (warm caches).
 
 Usage::
 
-    python benchmarks/memory_step_speed.py [--device cpu|cuda] [--repeats 7] [--threads N]
+    python benchmarks/memory_step_speed.py [--device cpu|cuda] [--repeats N] [--threads N]
 
-Prints a table and writes benchmarks/results/memory_step_speed.json. On a shared machine
-timings are approximate; ``--threads 1`` keeps other processes from stalling torch's
-intra-op thread pool.
+Each figure is the median of ``--repeats`` timed steps (default 30). Prints a table and
+writes benchmarks/results/memory_step_speed.json. On a shared machine timings are
+approximate; ``--threads 1`` keeps other processes from stalling torch's intra-op thread
+pool.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -44,14 +45,20 @@ from sdcl_toolkit.memory import ClusterMemory, InstanceMemory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory_step_speed.json"
 MODALITIES = ("ir", "rgb")
+DEFAULT_REPEATS = 30  # the module docstring states it too (tests/test_benchmarks.py checks)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=30, help="timed steps (median reported)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=DEFAULT_REPEATS,
+        help="timed steps, the median is reported (default: %(default)s)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--rgb-samples", type=int, default=22258)
     parser.add_argument("--ir-samples", type=int, default=11909)
@@ -59,7 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ir-clusters", type=int, default=350)
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--output", type=Path, default=RESULTS)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ Typical use inside a public function::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -219,11 +218,3 @@ def as_index(
             shown = sorted({int(v) for v in tensor[bad][:5]})
             raise ValueError(f"{name} must lie in [0, {upper}), got out-of-range values {shown}")
     return tensor
-
-
-def check_same_rows(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
-    """Raise ``ValueError`` unless all tensors have the same number of rows."""
-    rows = [int(t.shape[0]) for t in tensors]
-    if len(set(rows)) > 1:
-        listing = ", ".join(f"{n} has {r}" for n, r in zip(names, rows))
-        raise ValueError(f"sample counts differ: {listing}")

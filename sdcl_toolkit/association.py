@@ -1,4 +1,4 @@
-"""Collaborative Ranking Association (CRA), SPEC section 5.
+"""Collaborative Ranking Association (CRA; Yang et al., CVPR 2024).
 
 CRA gives every source-modality sample (RGB in the paper) a cluster label of the target
 modality (IR), using the agreement of the deep and the shallow feature rankings:
@@ -72,7 +72,7 @@ def _smoothed_labels(ranking: torch.Tensor, neighbours: torch.Tensor) -> torch.T
 
 
 class CollaborativeRankingAssociation:
-    """Map source-modality samples to target-modality clusters (SPEC section 5).
+    """Map source-modality samples to target-modality clusters (CRA).
 
     Parameters
     ----------

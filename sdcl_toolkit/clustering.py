@@ -29,7 +29,7 @@ import torch
 from ._arrays import ArrayLike, array_kind, as_features, as_labels
 from .recipe import OFFICIAL_SYSU
 
-__all__ = ["dbscan_pseudo_labels", "cluster_centroids", "relabel_consecutive"]
+__all__ = ["dbscan_pseudo_labels", "cluster_centroids"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,17 +185,6 @@ def dbscan_pseudo_labels(
     return finish(labels)
 
 
-def relabel_consecutive(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map the non-negative labels to ``0..C-1`` in order of first appearance of each value
-    sorted ascending (i.e. ``sorted(set(labels) - {-1})``); ``-1`` stays ``-1``."""
-    labels = np.asarray(labels)
-    valid = labels >= 0
-    uniques, inverse = np.unique(labels[valid], return_inverse=True)
-    out = np.full(labels.shape, -1, dtype=np.int64)
-    out[valid] = inverse
-    return out, int(uniques.size)
-
-
 def cluster_centroids(
     features: ArrayLike,
     labels: ArrayLike,
@@ -203,7 +192,10 @@ def cluster_centroids(
     *,
     normalize: bool = True,
 ):
-    """Per-cluster mean of the raw features, optionally L2-normalised (SPEC section 3.3).
+    """Per-cluster mean of the raw features, optionally L2-normalised.
+
+    This is how SDCL initialises its cluster memories (official ``generate_cluster_features``
+    in ``cluster_contrast_vit_sysu.py``; see ``docs/association.md``).
 
     Parameters
     ----------

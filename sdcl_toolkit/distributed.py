@@ -6,7 +6,7 @@ unconditionally. They work with the ``gloo`` backend on CPU tensors and the ``nc
 backend on CUDA tensors: temporary tensors are created on the input tensor's device.
 
 None of these functions propagates gradients: they are meant for bookkeeping such as the
-memory updates of :mod:`sdcl_toolkit.memory` (SPEC section 6), which run under
+memory updates of :mod:`sdcl_toolkit.memory` (see ``docs/memory.md``), which run under
 ``torch.no_grad()``.
 """
 

@@ -34,7 +34,6 @@ keys tied with the k-th score, the lowest indices are kept.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from typing import Literal, Optional
@@ -45,12 +44,23 @@ from ._arrays import ArrayLike, array_kind, as_features
 
 __all__ = ["knn", "knn_tensors", "faiss_available", "default_chunk_size"]
 
-logger = logging.getLogger(__name__)
-
 Backend = Literal["auto", "torch", "faiss"]
 Candidates = Literal["auto", "float32", "bfloat16"]
 
 _SCORE_BUDGET_BYTES = 256 * 2**20  # float32 scores held per chunk
+_MIN_CHUNK_ROWS, _MAX_CHUNK_ROWS = 64, 8192  # bounds on default_chunk_size's query rows
+
+# bfloat16 candidate search (see _Bfloat16Candidates)
+_AUTO_BF16_MIN_WIDTH = 256  # candidates="auto" uses bfloat16 only from this feature width up
+# Extra candidates re-scored exactly beyond the k wanted (at least k more): bounds how far
+# bfloat16 rounding may push a true top-k key down the approximate ranking before its row
+# can no longer be proven and falls back to an exact float32 search.
+_BF16_EXTRA_CANDIDATES = 16
+_BF16_UNIT_ROUNDOFF = 2.0**-8  # relative error of one bfloat16 rounding (8-bit significand)
+_FP32_UNIT_ROUNDOFF = 2.0**-24  # relative error of one float32 rounding (24-bit significand)
+# Slack added to the proven error bound: covers the float32 rounding of the bound's own
+# arithmetic (norms, products), so a row is never declared proven by rounding luck.
+_BOUND_RELATIVE_SLACK, _BOUND_ABSOLUTE_SLACK = 1e-3, 1e-6
 
 
 def faiss_available() -> bool:
@@ -64,7 +74,8 @@ def faiss_available() -> bool:
 
 def default_chunk_size(num_keys: int) -> int:
     """Query rows per chunk so that one chunk's scores stay within ~256 MiB."""
-    return int(max(64, min(8192, _SCORE_BUDGET_BYTES // (4 * max(num_keys, 1)))))
+    budget_rows = _SCORE_BUDGET_BYTES // (4 * max(num_keys, 1))
+    return int(max(_MIN_CHUNK_ROWS, min(_MAX_CHUNK_ROWS, budget_rows)))
 
 
 def _fast_bfloat16(device: torch.device) -> bool:
@@ -171,7 +182,9 @@ def knn_tensors(
     if backend == "faiss":
         return _knn_faiss(queries, keys, k, exclude_self)
     use_bf16 = candidates == "bfloat16" or (
-        candidates == "auto" and queries.shape[1] >= 256 and _fast_bfloat16(queries.device)
+        candidates == "auto"
+        and queries.shape[1] >= _AUTO_BF16_MIN_WIDTH
+        and _fast_bfloat16(queries.device)
     )
     return _knn_torch(queries, keys, k, exclude_self, chunk_size, use_bf16)
 
@@ -253,7 +266,7 @@ class _Bfloat16Candidates:
     def __init__(self, keys: torch.Tensor, k: int) -> None:
         self.keys = keys
         self.k = k
-        self.margin = max(16, k)
+        self.margin = max(_BF16_EXTRA_CANDIDATES, k)
         self.keys_bf16 = keys.to(torch.bfloat16)
         key_norm = keys.norm(dim=1)
         key_hat_norm = self.keys_bf16.float().norm(dim=1)
@@ -262,9 +275,7 @@ class _Bfloat16Candidates:
         self.max_key_hat_norm = float(key_hat_norm.max())
         self.max_key_err = float(key_err.max())
         d = keys.shape[1]
-        self.gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
-        self.num_proven = 0
-        self.num_rows = 0
+        self.gamma = d * _FP32_UNIT_ROUNDOFF / (1 - d * _FP32_UNIT_ROUNDOFF)
 
     def search(self, q: torch.Tensor, self_offset: Optional[int]):
         k = self.k
@@ -293,13 +304,13 @@ class _Bfloat16Candidates:
             bound = (
                 q_hat_norm * self.max_key_err
                 + q_err * self.max_key_norm
-                + (self.gamma + 2.0**-8 * (1 + self.gamma)) * q_hat_norm * self.max_key_hat_norm
+                + (self.gamma + _BF16_UNIT_ROUNDOFF * (1 + self.gamma))
+                * q_hat_norm
+                * self.max_key_hat_norm
             )
-            bound = bound * (1 + 1e-3) + 1e-6
+            bound = bound * (1 + _BOUND_RELATIVE_SLACK) + _BOUND_ABSOLUTE_SLACK
             # every key outside the candidates scores at most cand_approx_min + bound
             proven = values[:, -1] > cand_approx[:, -1] + bound
-        self.num_rows += q.shape[0]
-        self.num_proven += int(proven.sum())
         if not bool(proven.all()):
             rows = (~proven).nonzero().flatten()
             scores = q[rows] @ self.keys.T

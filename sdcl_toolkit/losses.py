@@ -1,5 +1,6 @@
-"""SDCL losses: shallow-deep contrast (SPEC section 6) and collaborative neighbour learning
-(SPEC section 7), plus the official loss weights and heterogeneous schedule as data.
+"""SDCL losses: shallow-deep contrast and collaborative neighbour learning (Yang et al.,
+CVPR 2024; official ``clustercontrast/trainers.py``), plus the official loss weights and
+heterogeneous schedule as data.
 
 A training step of the official SYSU-MM01 recipe composes them like this::
 
@@ -70,7 +71,7 @@ def _check_same_batch(deep: torch.Tensor, shallow: torch.Tensor) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# shallow-deep contrast (SPEC section 6)
+# shallow-deep contrast
 # --------------------------------------------------------------------------------------
 
 
@@ -83,12 +84,12 @@ class ShallowDeepLoss(NamedTuple):
 
 
 class ShallowDeepContrast(nn.Module):
-    """Shallow-deep contrastive loss for one modality (SPEC section 6).
+    """Shallow-deep contrastive loss for one modality (Yang et al., CVPR 2024).
 
     ``L_sdc = CE_deep + lambda_shallow * CE_shallow`` where ``CE_deep`` is the
     :class:`ClusterMemory` loss of the deep features against the deep memory and
     ``CE_shallow`` that of the shallow features against the shallow memory. Sum the
-    ``total`` of both modalities for the SPEC's ``sum over modalities``. In stage 1 each
+    ``total`` of both modalities for the paper's sum over modalities. In stage 1 each
     modality has its own pair of memories; in stage 2 both modalities pass the same shared
     pair.
 
@@ -171,7 +172,7 @@ def _check_memory_pair(deep_memory: ClusterMemory, shallow_memory: ClusterMemory
 
 
 # --------------------------------------------------------------------------------------
-# collaborative neighbour learning (SPEC section 7)
+# collaborative neighbour learning
 # --------------------------------------------------------------------------------------
 
 
@@ -199,7 +200,7 @@ class NeighborLoss(NamedTuple):
 
 
 class CollaborativeNeighborLearning(nn.Module):
-    """Collaborative neighbour learning loss (SPEC section 7); alias :data:`CNL`.
+    """Collaborative neighbour learning loss (Yang et al., CVPR 2024); alias :data:`CNL`.
 
     For a batch of the query modality ``q`` with sample indices ``idx`` and target
     instance memories ``Bd_t``, ``Bs_t`` (``t = q``: homogeneous, otherwise heterogeneous)::
@@ -416,7 +417,7 @@ def heterogeneous_direction(
 
 @dataclass(frozen=True)
 class SDCLLossWeights:
-    """Weights of the SDCL training objective (SPEC section 7).
+    """Weights of the SDCL training objective (official ``trainers.py``).
 
     ``total = contrast * sum(L_sdc)
     + homogeneous * sum_modality(homogeneous_deep * L_d + homogeneous_shallow * L_s)

@@ -1,9 +1,8 @@
-"""Cluster and instance memories of SDCL (SPEC section 6).
+"""Cluster and instance memories of SDCL (official ``clustercontrast/models/cm.py``).
 
 :class:`ClusterMemory` holds one L2-normalised centroid per pseudo-identity and gives the
 cluster-contrastive loss ``CE(L2norm(f) @ M^T / temp, y)``; :class:`InstanceMemory` holds one
-L2-normalised row per training sample (the banks used by collaborative neighbour learning,
-SPEC section 7).
+L2-normalised row per training sample (the banks used by collaborative neighbour learning).
 
 Unlike the official code, which moves its memories inside autograd's backward pass, the
 loss here has no side effects and the momentum update is an explicit ``@torch.no_grad()``
@@ -385,7 +384,7 @@ def follow_device(module: nn.Module, name: str, device: torch.device) -> torch.T
 
 
 class ClusterMemory(nn.Module):
-    """Cluster-centroid memory and its contrastive loss (SPEC section 6).
+    """Cluster-centroid memory and its contrastive loss (official ``CM``).
 
     Loss for a batch of features ``f`` ``[B, D]`` with labels ``y`` in ``[0, C)``::
 
@@ -621,7 +620,7 @@ class ClusterMemory(nn.Module):
 
 
 class InstanceMemory(nn.Module):
-    """One L2-normalised feature per training sample (SPEC sections 6-7).
+    """One L2-normalised feature per training sample (official ``Memory_wise_v3``).
 
     Update for every ``(i, f)`` of a batch in batch order (official ``Memory_wise_v3``)::
 

@@ -1,9 +1,9 @@
 """Re-ID ranking metrics: CMC, mAP and mINP under the SYSU-MM01, RegDB and Market protocols.
 
-Implements SPEC section 9 (see ``docs/evaluation.md`` for the equations). Everything is
-vectorised over queries: the distance matrix is sorted in chunks of queries on the device
-it lives on, and all per-query statistics are cumulative sums and reductions over that
-sorted matrix. No Python loop runs per query.
+The official ``eval_sysu`` / ``eval_regdb`` rules (see ``docs/evaluation.md`` for the
+equations). Everything is vectorised over queries: the distance matrix is sorted in chunks
+of queries on the device it lives on, and all per-query statistics are cumulative sums and
+reductions over that sorted matrix. No Python loop runs per query.
 
 Example::
 
@@ -215,7 +215,7 @@ def evaluate_rank(
     max_rank: int = 20,
     protocol: str = "sysu",
 ) -> RankResult:
-    """CMC, mAP and mINP of a query x gallery distance matrix (SPEC section 9).
+    """CMC, mAP and mINP of a query x gallery distance matrix (official ``eval_sysu`` rules).
 
     Parameters
     ----------
@@ -383,7 +383,7 @@ def query_gallery_distance(
 
     Both feature sets are L2-normalised (in float32) and the distance is the negated inner
     product, ``d(q, g) = -<q/|q|, g/|g|>`` in [-1, 1]: the ranking is exactly the official
-    inner-product ranking (SPEC section 2, test features; the reference evaluates
+    inner-product ranking of the test features (the reference evaluates
     ``-(q @ g.T)``). With ``rerank=True`` the k-reciprocal re-ranked distance of Zhong et
     al. is returned instead (``sdcl_toolkit.reranking.k_reciprocal_rerank_features`` on the
     normalised features, parameters ``k1``, ``k2``, ``lambda_value``).

@@ -21,7 +21,7 @@ A loop around it::
         optimizer.zero_grad(); out.total.backward(); optimizer.step()
         objective.update(deep, shallow, labels, indices, num_rgb=len(images_rgb))
 
-Equations (Yang et al., CVPR 2024, Sec. 3; official ``ClusterContrastTrainer_SDCL.train``)::
+Equations (Yang et al., CVPR 2024; official ``ClusterContrastTrainer_SDCL.train``)::
 
     total = sum_m [CE(f_d^m, M_d^m) + lambda_sd CE(f_s^m, M_s^m)]
           + w_hom(stage) * sum_m [a_d L_d(m -> m) + a_s L_s(m -> m)]        (from hm)

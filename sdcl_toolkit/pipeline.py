@@ -1,4 +1,5 @@
-"""One epoch of SDCL pseudo-labelling for two modalities (SPEC section 3).
+"""One epoch of SDCL pseudo-labelling for two modalities (Yang et al., CVPR 2024;
+official ``cluster_contrast_vit_sysu.py`` epoch loop).
 
 ``PseudoLabeler(...)(deep_rgb, shallow_rgb, deep_ir, shallow_ir, stage=1 | 2)`` runs:
 
@@ -137,7 +138,7 @@ def _to_caller_shared(kind, tensors: dict[str, torch.Tensor]) -> dict[str, Array
 
 
 class PseudoLabeler:
-    """Per-epoch pseudo-labelling of SDCL (SPEC section 3) with the official defaults.
+    """Per-epoch pseudo-labelling of SDCL (Yang et al., CVPR 2024) with the official defaults.
 
     Parameters
     ----------

@@ -1,8 +1,9 @@
 """k-reciprocal encoding: sparse Jaccard distance for pseudo-labels, and query/gallery re-ranking.
 
 Two flavours of Zhong et al.'s k-reciprocal encoding (CVPR 2017) are implemented, both
-exactly as the official SDCL code computes them (SPEC section 4) but with sparse data
-structures and no Python loop over samples:
+exactly as the official SDCL code computes them (yangbincv/SDCL: ``compute_jaccard_distance``
+in ``clustercontrast/utils/faiss_rerank.py``, and the evaluation ``re_ranking``) but with
+sparse data structures and no Python loop over samples:
 
 ``jaccard_distance(features, k1=30, k2=6)`` (pseudo-label flavour, SpCL / cluster-contrast)
     1. ``R0``: the ``k1`` nearest neighbours of each L2-normalised feature (self included).
@@ -387,7 +388,10 @@ def jaccard_distance(
     candidates: Candidates = "auto",
     timings: Optional[dict[str, float]] = None,
 ):
-    """Sparse k-reciprocal Jaccard distance between all samples (SPEC section 4).
+    """Sparse k-reciprocal Jaccard distance between all samples.
+
+    The pseudo-label flavour of k-reciprocal encoding used by SDCL (official
+    ``compute_jaccard_distance``; see ``docs/association.md``).
 
     Parameters
     ----------

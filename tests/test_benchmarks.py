@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def test_association_speed_smoke(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "toolkit / kNN floor" in printed and "dense baseline / toolkit" in printed
+    assert "SYSU-MM01 size" not in printed  # 700 + 400 is not SYSU-MM01 size
     data = json.loads(out.read_text())
     assert data["sysu"]["summary"]["toolkit_over_floor"] > 0
     stages = data["sysu"]["toolkit_rgb"]["stages"]
@@ -66,3 +68,19 @@ def test_association_quality_smoke(tmp_path):
     for method in bench.METHODS:
         assert 0 <= entry[method]["accuracy"] <= 1
         assert 0 <= entry[method]["associated"] <= 1
+
+
+def test_association_speed_titles_name_the_actual_sizes():
+    bench = load("association_speed")
+    assert bench.size_title(bench.SYSU_RGB, bench.SYSU_IR).startswith("SYSU-MM01 size")
+    quick = bench.size_title(2000, 1000)  # the --quick sizes
+    assert "SYSU-MM01 size" not in quick and quick.startswith("RGB 2000 + IR 1000")
+
+
+def test_memory_step_speed_docstring_states_the_default_repeats():
+    bench = load("memory_step_speed")
+    default = bench.parse_args([]).repeats
+    assert default == bench.DEFAULT_REPEATS
+    doc = " ".join(bench.__doc__.split())
+    assert f"(default {default})" in doc
+    assert re.findall(r"--repeats (\d+)", doc) == []  # no other figure to drift from

@@ -1,4 +1,7 @@
-"""RegDB read from its raw directory tree and the standard ``idx`` split files (SPEC section 9).
+"""RegDB read from its raw directory tree and the standard ``idx`` split files.
+
+Protocol: visible->thermal and thermal->visible on each of the 10 trials, means reported
+(see ``docs/datasets.md`` and ``docs/evaluation.md``).
 
 Expected layout (as distributed, with the 10-trial index files used by VI-ReID papers)::
 

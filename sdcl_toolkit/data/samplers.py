@@ -1,4 +1,7 @@
-"""Identity-balanced (PK) sampling over pseudo-labels and fixed-length batch streams (SPEC 8).
+"""Identity-balanced (PK) sampling over pseudo-labels and fixed-length batch streams.
+
+The official SDCL recipe (yangbincv/SDCL, ``train_cc_vit_sysu.sh``): PK batches of 16
+instances per pseudo-identity, other cameras preferred (see ``docs/data_pipeline.md``).
 
 :class:`IdentityBalancedSampler` reproduces the official ``RandomMultipleGallerySampler``
 (and its ``NoCam`` variant when no cameras are given): every pseudo-identity contributes one

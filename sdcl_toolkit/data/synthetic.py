@@ -59,9 +59,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -72,6 +72,8 @@ from .sysu_mm01 import SYSU_IR_CAMERAS, SYSU_RGB_CAMERAS
 
 __all__ = [
     "GENERATOR_VERSION",
+    "SyntheticSpec",
+    "SyntheticRegDBSpec",
     "write_synthetic_sysu",
     "write_synthetic_regdb",
     "ensure_synthetic_sysu",
@@ -591,22 +593,21 @@ def _check_fraction(name: str, value, low: float = 0.0, high: float = 1.0) -> fl
     return float(value)
 
 
-def _check_image_size(height, width) -> None:
-    _check_positive_int("height", height, 16)
-    _check_positive_int("width", width, 8)
-
-
-def _prepare_root(root: PathLike, overwrite: bool) -> Path:
+def _check_root(root: PathLike, overwrite: bool, remedy: str = "pass overwrite=True") -> Path:
+    """``root`` as a path; ``FileExistsError`` (ending with ``remedy``) if it may not be used."""
     root = Path(root)
     if root.exists():
         if not root.is_dir():
             raise FileExistsError(f"{root} exists and is not a directory")
-        if any(root.iterdir()):
-            if not overwrite:
-                raise FileExistsError(
-                    f"{root} is not empty; choose a new directory or pass overwrite=True"
-                )
-            shutil.rmtree(root)
+        if any(root.iterdir()) and not overwrite:
+            raise FileExistsError(f"{root} is not empty; choose a new directory or {remedy}")
+    return root
+
+
+def _prepare_root(root: PathLike, overwrite: bool) -> Path:
+    root = _check_root(root, overwrite)
+    if root.exists() and any(root.iterdir()):
+        shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -636,36 +637,30 @@ def _write_ids(path: Path, ids: Iterable[int]) -> None:
     path.write_text(",".join(str(int(i)) for i in sorted(ids)) + "\n", encoding="utf-8")
 
 
-# ----------------------------------------------------------------------------- SYSU-MM01
-def write_synthetic_sysu(
-    root: PathLike,
-    *,
-    identities: int = 100,
-    images_per_camera: int = 4,
-    height: int = 64,
-    width: int = 32,
-    seed: int = 0,
-    camera_presence: float = 0.85,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.3,
-    ir_material_weight: float = 0.3,
-    nuisance: float = 1.0,
-    overwrite: bool = False,
-) -> Path:
-    """Write a SYSU-MM01-layout tree of generated images into ``root`` and return it.
+# ----------------------------------------------------------------------------- specifications
+def _param(default: Any, help_text: str) -> Any:
+    """A specification field: its default and its one-line ``sdcl-make-dataset`` help."""
+    return field(default=default, metadata={"help": help_text})
 
-    Parameters
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Everything that determines a generated SYSU-MM01 tree (:func:`write_synthetic_sysu`).
+
+    The one list of the generator's parameters: the writer draws from it, the cache key of
+    :func:`ensure_synthetic_sysu` is made of it and ``sdcl-make-dataset`` has one flag per
+    field. Values are checked (``ValueError``) and normalised (ints, floats) on construction.
+
+    Attributes
     ----------
-    root:
-        Directory to create (must be empty or absent unless ``overwrite``).
     identities:
-        Number of people, ids ``1..identities`` (folders ``0001`` ...).
+        Number of people, ids ``1..identities`` (folders ``0001`` ...), at least 2.
     images_per_camera:
         Images of each person in each camera where the person appears.
     height, width:
         Image size in pixels (``H x W``; people are drawn resolution-independently).
     seed:
-        Seeds everything; the same arguments give byte-identical files.
+        Seeds everything; the same specification gives byte-identical files.
     camera_presence:
         Probability that a person appears in a camera (as in the real dataset, not every
         person is seen by every camera); every person appears in at least one visible and
@@ -685,36 +680,119 @@ def write_synthetic_sysu(
         (the default: realistic variation) down to 0 (none). Lower values make identities
         easier to group without labels; the CPU demo uses 0.35 so that a randomly
         initialised network can bootstrap its own pseudo-labels.
-    overwrite:
-        Replace a non-empty ``root``.
-
-    Returns
-    -------
-    pathlib.Path
-        ``root``.
     """
-    identities = _check_positive_int("identities", identities, 2)
-    images_per_camera = _check_positive_int("images_per_camera", images_per_camera)
-    _check_image_size(height, width)
-    camera_presence = _check_fraction("camera_presence", camera_presence)
-    val_fraction = _check_fraction("val_fraction", val_fraction)
-    test_fraction = _check_fraction("test_fraction", test_fraction)
-    ir_material_weight = _check_fraction("ir_material_weight", ir_material_weight)
-    nuisance = _check_fraction("nuisance", nuisance)
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError(
-            f"val_fraction + test_fraction must be < 1 (training needs identities), got "
-            f"{val_fraction} + {test_fraction}"
+
+    identities: int = _param(100, "number of people")
+    images_per_camera: int = _param(4, "images of a person in each camera that sees them")
+    height: int = _param(64, "image height in pixels")
+    width: int = _param(32, "image width in pixels")
+    seed: int = _param(0, "seeds everything (same seed, same bytes)")
+    camera_presence: float = _param(0.85, "probability that a person appears in a camera")
+    val_fraction: float = _param(0.1, "share of identities in exp/val_id.txt")
+    test_fraction: float = _param(0.3, "share of identities in exp/test_id.txt")
+    ir_material_weight: float = _param(0.3, "0..1, how unrelated infrared intensity is to colour")
+    nuisance: float = _param(1.0, "nuisance strength, 1 (realistic) .. 0 (none)")
+
+    def __post_init__(self) -> None:
+        _normalise(
+            self,
+            ints={"identities": 2, "images_per_camera": 1, "height": 16, "width": 8},
+            fractions=(
+                "camera_presence",
+                "val_fraction",
+                "test_fraction",
+                "ir_material_weight",
+                "nuisance",
+            ),
         )
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1 (training needs identities), got "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
+
+
+@dataclass(frozen=True)
+class SyntheticRegDBSpec:
+    """Everything that determines a generated RegDB tree (:func:`write_synthetic_regdb`).
+
+    ``images_per_modality`` frames per identity, ``trials`` random train/test splits; the
+    other fields as in :class:`SyntheticSpec`.
+    """
+
+    identities: int = _param(40, "number of people")
+    images_per_modality: int = _param(10, "images per identity and modality")
+    height: int = _param(64, "image height in pixels")
+    width: int = _param(32, "image width in pixels")
+    seed: int = _param(0, "seeds everything (same seed, same bytes)")
+    trials: int = _param(10, "random train/test splits (idx/*_<trial>.txt)")
+    ir_material_weight: float = _param(0.3, "0..1, how unrelated infrared intensity is to colour")
+    nuisance: float = _param(1.0, "nuisance strength, 1 (realistic) .. 0 (none)")
+
+    def __post_init__(self) -> None:
+        _normalise(
+            self,
+            ints={"identities": 2, "images_per_modality": 1, "height": 16, "width": 8, "trials": 1},
+            fractions=("ir_material_weight", "nuisance"),
+        )
+
+
+Spec = Union[SyntheticSpec, SyntheticRegDBSpec]
+
+
+def _normalise(spec: Spec, ints: dict[str, int], fractions: Sequence[str]) -> None:
+    """Check the fields of a frozen ``spec`` and store them as plain ``int`` / ``float``."""
+    for name, minimum in ints.items():
+        object.__setattr__(spec, name, _check_positive_int(name, getattr(spec, name), minimum))
+    for name in fractions:
+        object.__setattr__(spec, name, _check_fraction(name, getattr(spec, name)))
+    seed = spec.seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    object.__setattr__(spec, "seed", int(seed))
+
+
+def _resolve(spec_type: type, spec: Optional[Spec], params: dict[str, Any], caller: str) -> Any:
+    """``spec`` (default: the defaults) with the keyword overrides ``params`` applied."""
+    if spec is not None and not isinstance(spec, spec_type):
+        raise TypeError(f"{caller}: spec must be a {spec_type.__name__}, got {type(spec)}")
+    unknown = sorted(set(params) - {f.name for f in fields(spec_type)})
+    if unknown:
+        raise TypeError(
+            f"{caller}() got unexpected keyword arguments {unknown}; "
+            f"the parameters are the fields of {spec_type.__name__}"
+        )
+    if spec is None:
+        return spec_type(**params)
+    return replace(spec, **params) if params else spec
+
+
+# ----------------------------------------------------------------------------- SYSU-MM01
+def write_synthetic_sysu(
+    root: PathLike,
+    *,
+    spec: Optional[SyntheticSpec] = None,
+    overwrite: bool = False,
+    **params: Any,
+) -> Path:
+    """Write a SYSU-MM01-layout tree of generated images into ``root`` and return it.
+
+    ``root`` must be empty or absent unless ``overwrite`` (then it is replaced). The tree is
+    described by ``spec`` (default :class:`SyntheticSpec`'s defaults), with any keyword
+    ``params`` overriding its fields: ``write_synthetic_sysu(root, identities=20, seed=1)``.
+    """
+    spec = _resolve(SyntheticSpec, spec, params, "write_synthetic_sysu")
+    identities, images_per_camera = spec.identities, spec.images_per_camera
+    height, width = spec.height, spec.width
     started = time.perf_counter()
     root = _prepare_root(root, overwrite)
-    seeds = np.random.SeedSequence(seed).spawn(4)
-    traits = _sample_traits(np.random.default_rng(seeds[0]), identities, ir_material_weight)
-    cams = _damp_cameras(_sample_cameras(np.random.default_rng(seeds[1])), nuisance)
+    seeds = np.random.SeedSequence(spec.seed).spawn(4)
+    traits = _sample_traits(np.random.default_rng(seeds[0]), identities, spec.ir_material_weight)
+    cams = _damp_cameras(_sample_cameras(np.random.default_rng(seeds[1])), spec.nuisance)
     layout_rng = np.random.default_rng(seeds[2])
 
     # which (person, camera) pairs exist
-    present = layout_rng.random((identities, 6)) < camera_presence
+    present = layout_rng.random((identities, 6)) < spec.camera_presence
     rgb_columns = np.array([c - 1 for c in SYSU_RGB_CAMERAS])
     ir_columns = np.array([c - 1 for c in SYSU_IR_CAMERAS])
     rows = np.arange(identities)
@@ -727,8 +805,8 @@ def write_synthetic_sysu(
 
     # identity splits
     order = layout_rng.permutation(identities) + 1
-    n_test = min(identities - 1, max(1, int(round(identities * test_fraction))))
-    n_val = min(identities - 1 - n_test, int(round(identities * val_fraction)))
+    n_test = min(identities - 1, max(1, int(round(identities * spec.test_fraction))))
+    n_val = min(identities - 1 - n_test, int(round(identities * spec.val_fraction)))
     test_ids = order[:n_test]
     val_ids = order[n_test : n_test + n_val]
     train_ids = order[n_test + n_val :]
@@ -745,7 +823,7 @@ def write_synthetic_sysu(
         camera,
         height,
         width,
-        nuisance=nuisance,
+        nuisance=spec.nuisance,
     )
 
     for cam in _ALL_CAMERAS:
@@ -773,15 +851,9 @@ def write_synthetic_sysu(
 def write_synthetic_regdb(
     root: PathLike,
     *,
-    identities: int = 40,
-    images_per_modality: int = 10,
-    height: int = 64,
-    width: int = 32,
-    seed: int = 0,
-    trials: int = 10,
-    ir_material_weight: float = 0.3,
-    nuisance: float = 1.0,
+    spec: Optional[SyntheticRegDBSpec] = None,
     overwrite: bool = False,
+    **params: Any,
 ) -> Path:
     """Write a RegDB-layout tree of generated, co-registered visible/thermal pairs.
 
@@ -790,17 +862,15 @@ def write_synthetic_regdb(
     thermal. For each trial ``t = 1..trials`` the identities are split at random into two
     halves (train/test) and ``idx/{train,test}_{visible,thermal}_t.txt`` list
     ``<relative path> <label>`` with labels ``0..n-1`` in identity order, as the real files do.
-    Other parameters as in :func:`write_synthetic_sysu`.
+    ``spec`` (default :class:`SyntheticRegDBSpec`'s defaults), keyword ``params`` and
+    ``overwrite`` as in :func:`write_synthetic_sysu`.
     """
-    identities = _check_positive_int("identities", identities, 2)
-    images_per_modality = _check_positive_int("images_per_modality", images_per_modality)
-    trials = _check_positive_int("trials", trials)
-    _check_image_size(height, width)
-    ir_material_weight = _check_fraction("ir_material_weight", ir_material_weight)
-    nuisance = _check_fraction("nuisance", nuisance)
+    spec = _resolve(SyntheticRegDBSpec, spec, params, "write_synthetic_regdb")
+    identities, images_per_modality = spec.identities, spec.images_per_modality
+    height, width, nuisance = spec.height, spec.width, spec.nuisance
     root = _prepare_root(root, overwrite)
-    seeds = np.random.SeedSequence([seed, 1]).spawn(4)
-    traits = _sample_traits(np.random.default_rng(seeds[0]), identities, ir_material_weight)
+    seeds = np.random.SeedSequence([spec.seed, 1]).spawn(4)
+    traits = _sample_traits(np.random.default_rng(seeds[0]), identities, spec.ir_material_weight)
     cams = _damp_cameras(_sample_cameras(np.random.default_rng(seeds[1])), nuisance)
     layout_rng = np.random.default_rng(seeds[2])
     render_rng = np.random.default_rng(seeds[3])
@@ -811,8 +881,8 @@ def write_synthetic_regdb(
     thermal_camera = np.full(frames, SYSU_IR_CAMERAS[1])
     visible_shots = _damp_shots(_sample_shots(render_rng, person, visible_camera), nuisance)
     thermal_shots = _damp_shots(_sample_shots(render_rng, person, thermal_camera), nuisance)
-    for field in ("shift", "scale", "phase", "facing"):  # same pose in both cameras
-        setattr(thermal_shots, field, getattr(visible_shots, field))
+    for name in ("shift", "scale", "phase", "facing"):  # same pose in both cameras
+        setattr(thermal_shots, name, getattr(visible_shots, name))
     visible = _render_all(
         traits, cams, render_rng, person, visible_camera, height, width, visible_shots
     )
@@ -835,7 +905,7 @@ def write_synthetic_regdb(
     idx = root / "idx"
     idx.mkdir()
     n_train = identities // 2
-    for trial in range(1, trials + 1):
+    for trial in range(1, spec.trials + 1):
         order = layout_rng.permutation(identities)
         split = {"train": np.sort(order[:n_train]), "test": np.sort(order[n_train:])}
         for part, members in split.items():
@@ -864,11 +934,21 @@ def default_cache_dir() -> Path:
     return Path(base) / "sdcl_toolkit" / "synthetic"
 
 
-def _ensure(kind: str, writer, cache_dir: Optional[PathLike], params: dict) -> Path:
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = dict(params, kind=kind, version=GENERATOR_VERSION)
+def _cache_key(kind: str, spec: Spec) -> dict[str, Any]:
+    """What a cached tree was made from: every field of ``spec``, its kind and the
+    generator version. Stored in the tree's marker and compared in full before reuse."""
+    return dict(asdict(spec), kind=kind, version=GENERATOR_VERSION)
+
+
+def _cache_name(key: dict[str, Any]) -> str:
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    final = cache / f"{kind}-{digest}"
+    return f"{key['kind']}-{digest}"
+
+
+def _ensure(kind: str, writer, cache_dir: Optional[PathLike], spec: Spec) -> Path:
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = _cache_key(kind, spec)
+    final = cache / _cache_name(key)
 
     def complete(path: Path) -> bool:
         try:
@@ -881,7 +961,7 @@ def _ensure(kind: str, writer, cache_dir: Optional[PathLike], params: dict) -> P
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=cache))
     try:
-        writer(staging / "tree", **params)
+        writer(staging / "tree", spec=spec)
         (staging / "tree" / _MARKER).write_text(json.dumps(key, sort_keys=True), encoding="utf-8")
         if final.exists() and not complete(final):
             logger.info("removing incomplete synthetic tree %s", final)
@@ -899,67 +979,65 @@ def _ensure(kind: str, writer, cache_dir: Optional[PathLike], params: dict) -> P
 def ensure_synthetic_sysu(
     cache_dir: Optional[PathLike] = None,
     *,
-    identities: int = 100,
-    images_per_camera: int = 4,
-    height: int = 64,
-    width: int = 32,
-    seed: int = 0,
-    camera_presence: float = 0.85,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.3,
-    ir_material_weight: float = 0.3,
-    nuisance: float = 1.0,
+    spec: Optional[SyntheticSpec] = None,
+    **params: Any,
 ) -> Path:
     """Path of a cached generated SYSU-MM01 tree, generating it only when missing or incomplete.
 
     The tree lives in ``cache_dir`` (default :func:`default_cache_dir`) under a name derived
-    from the parameters and :data:`GENERATOR_VERSION`. It is written into a temporary
-    directory next to it and renamed into place when complete, so an interrupted run never
-    leaves a half-written tree that looks finished, and concurrent callers are safe.
-    Parameters are those of :func:`write_synthetic_sysu`.
+    from every field of the specification and :data:`GENERATOR_VERSION`; a tree is reused
+    only when its recorded specification equals the requested one. It is written into a
+    temporary directory next to it and renamed into place when complete, so an interrupted
+    run never leaves a half-written tree that looks finished, and concurrent callers are
+    safe. ``spec`` and keyword ``params`` as in :func:`write_synthetic_sysu`.
     """
-    params = dict(
-        identities=identities,
-        images_per_camera=images_per_camera,
-        height=height,
-        width=width,
-        seed=seed,
-        camera_presence=camera_presence,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        ir_material_weight=ir_material_weight,
-        nuisance=nuisance,
-    )
-    return _ensure("sysu", write_synthetic_sysu, cache_dir, params)
+    spec = _resolve(SyntheticSpec, spec, params, "ensure_synthetic_sysu")
+    return _ensure("sysu", write_synthetic_sysu, cache_dir, spec)
 
 
 def ensure_synthetic_regdb(
     cache_dir: Optional[PathLike] = None,
     *,
-    identities: int = 40,
-    images_per_modality: int = 10,
-    height: int = 64,
-    width: int = 32,
-    seed: int = 0,
-    trials: int = 10,
-    ir_material_weight: float = 0.3,
-    nuisance: float = 1.0,
+    spec: Optional[SyntheticRegDBSpec] = None,
+    **params: Any,
 ) -> Path:
     """Like :func:`ensure_synthetic_sysu` for :func:`write_synthetic_regdb`."""
-    params = dict(
-        identities=identities,
-        images_per_modality=images_per_modality,
-        height=height,
-        width=width,
-        seed=seed,
-        trials=trials,
-        ir_material_weight=ir_material_weight,
-        nuisance=nuisance,
-    )
-    return _ensure("regdb", write_synthetic_regdb, cache_dir, params)
+    spec = _resolve(SyntheticRegDBSpec, spec, params, "ensure_synthetic_regdb")
+    return _ensure("regdb", write_synthetic_regdb, cache_dir, spec)
 
 
 # ----------------------------------------------------------------------------- CLI
+_REGDB_PREFIX = "regdb_"
+_REGDB_SEPARATE = {"identities"}  # RegDB fields with their own flag though SYSU has the name
+_REGDB_ALIASES = {"images_per_modality": "--regdb-images"}  # the flag's older, shorter name
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_spec_flags(
+    parser: argparse.ArgumentParser, spec_type: type, names: Iterable[str], prefix: str = ""
+) -> None:
+    """One ``--<prefix><field>`` flag per field of ``spec_type`` in ``names``, with the
+    field's default and help."""
+    by_name = {f.name: f for f in fields(spec_type)}
+    for name in names:
+        f = by_name[name]
+        flags = [_flag(prefix + name)]
+        if name in _REGDB_ALIASES and prefix == _REGDB_PREFIX:
+            flags.append(_REGDB_ALIASES[name])
+        kind = type(f.default)
+        parser.add_argument(
+            *flags,
+            dest=prefix + name,
+            type=kind,
+            default=f.default,
+            metavar=kind.__name__.upper(),
+            help=f"{'RegDB: ' if prefix else ''}{f.metadata['help']} (default: %(default)s)",
+        )
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point ``sdcl-make-dataset``."""
     parser = argparse.ArgumentParser(
@@ -968,63 +1046,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "SYSU-MM01 layout (OUT/SYSU-MM01) and optionally the RegDB layout (OUT/RegDB).",
     )
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--identities", type=int, default=100)
-    parser.add_argument("--images-per-camera", type=int, default=4)
-    parser.add_argument("--height", type=int, default=64)
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--camera-presence",
-        type=float,
-        default=0.85,
-        help="probability that a person appears in a camera",
-    )
-    parser.add_argument(
-        "--nuisance", type=float, default=1.0, help="nuisance strength, 1 (realistic) .. 0 (none)"
-    )
-    parser.add_argument(
-        "--ir-material-weight",
-        type=float,
-        default=0.3,
-        help="0..1, how unrelated infrared intensity is to colour",
-    )
+    sysu_names = [f.name for f in fields(SyntheticSpec)]
+    _add_spec_flags(parser, SyntheticSpec, sysu_names)
     parser.add_argument("--regdb", action="store_true", help="also write OUT/RegDB")
-    parser.add_argument("--regdb-identities", type=int, default=40)
-    parser.add_argument(
-        "--regdb-images", type=int, default=10, help="RegDB images per identity and modality"
-    )
+    # RegDB takes the shared settings (size, seed, modality gap, nuisance) from the flags above
+    regdb_own = [
+        f.name
+        for f in fields(SyntheticRegDBSpec)
+        if f.name not in sysu_names or f.name in _REGDB_SEPARATE
+    ]
+    _add_spec_flags(parser, SyntheticRegDBSpec, regdb_own, prefix=_REGDB_PREFIX)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing non-empty output folders"
     )
     args = parser.parse_args(argv)
+    values = vars(args)
     out = Path(args.out)
+    targets = [out / "SYSU-MM01"] + ([out / "RegDB"] if args.regdb else [])
     started = time.perf_counter()
     try:
-        sysu = write_synthetic_sysu(
-            out / "SYSU-MM01",
-            identities=args.identities,
-            images_per_camera=args.images_per_camera,
-            height=args.height,
-            width=args.width,
-            seed=args.seed,
-            camera_presence=args.camera_presence,
-            ir_material_weight=args.ir_material_weight,
-            nuisance=args.nuisance,
-            overwrite=args.overwrite,
+        sysu_spec = SyntheticSpec(**{name: values[name] for name in sysu_names})
+        regdb_spec = SyntheticRegDBSpec(
+            **{
+                f.name: values[_REGDB_PREFIX + f.name if f.name in regdb_own else f.name]
+                for f in fields(SyntheticRegDBSpec)
+            }
         )
+        for target in targets:  # refuse before writing anything
+            _check_root(target, args.overwrite, remedy="pass --overwrite")
+        sysu = write_synthetic_sysu(targets[0], spec=sysu_spec, overwrite=args.overwrite)
         print(f"SYSU-MM01 layout: {sysu}")
         if args.regdb:
-            regdb = write_synthetic_regdb(
-                out / "RegDB",
-                identities=args.regdb_identities,
-                images_per_modality=args.regdb_images,
-                height=args.height,
-                width=args.width,
-                seed=args.seed,
-                ir_material_weight=args.ir_material_weight,
-                nuisance=args.nuisance,
-                overwrite=args.overwrite,
-            )
+            regdb = write_synthetic_regdb(targets[1], spec=regdb_spec, overwrite=args.overwrite)
             print(f"RegDB layout:     {regdb}")
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))

@@ -1,4 +1,7 @@
-"""SYSU-MM01 read from its raw, unmodified directory tree (SPEC section 9).
+"""SYSU-MM01 read from its raw, unmodified directory tree.
+
+The query and gallery follow the dataset authors' evaluation protocol, the one SDCL (Yang,
+Chen, Ye, CVPR 2024) reports (see ``docs/datasets.md``).
 
 Expected layout (as distributed by the dataset authors)::
 

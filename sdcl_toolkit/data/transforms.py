@@ -1,4 +1,5 @@
-"""Image augmentations written with torch ops, and the official SDCL pipelines (SPEC section 8).
+"""Image augmentations written with torch ops, and the official SDCL pipelines
+(``cluster_contrast_vit_sysu.py`` of yangbincv/SDCL; see ``docs/data_pipeline.md``).
 
 Every transform takes a float image tensor ``[C, H, W]`` (``C = 3`` for the colour operations)
 and returns a new tensor; inputs are never modified in place. Random transforms take the
@@ -42,7 +43,6 @@ __all__ = [
     "ERASING_FILL",
     "GRAY_WEIGHTS",
     "Transform",
-    "call_transform",
     "Compose",
     "Resize",
     "Pad",
@@ -158,15 +158,6 @@ def _accepts_generator(fn: Callable) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == "generator" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def call_transform(
-    fn: Callable, image: torch.Tensor, generator: Optional[torch.Generator] = None
-) -> torch.Tensor:
-    """Apply ``fn`` to ``image``, passing ``generator`` when ``fn`` accepts one."""
-    if _accepts_generator(fn):
-        return fn(image, generator=generator)
-    return fn(image)
 
 
 # ----------------------------------------------------------------------------- colour maths
@@ -707,7 +698,9 @@ _STRENGTHS_DOC = """
 
 
 def rgb_train_transform(height: int, width: int, **strengths: Any) -> Compose:
-    """Official first RGB view: jitter, resize, pad 10 + crop, flip, normalise, erase (SPEC 8)."""
+    """Official first RGB view: jitter, resize, pad 10 + crop, flip, normalise, erase.
+
+    As the official ``train_transformer_rgb`` of ``cluster_contrast_vit_sysu.py``."""
     return Compose(_train_core(height, width, **strengths))
 
 

@@ -1,6 +1,7 @@
 """Training configuration: every hyper-parameter of the official recipe, with presets.
 
-:class:`TrainConfig` holds the whole SDCL recipe (SPEC sections 3, 7, 8). The presets are
+:class:`TrainConfig` holds the whole SDCL recipe (pseudo-labelling, losses, optimisation;
+the values of :class:`sdcl_toolkit.recipe.SDCLRecipe`, see ``docs/recipe.md``). The presets are
 the official SYSU-MM01 and RegDB settings and the CPU demo. :func:`build_parser` turns the
 dataclass into command-line flags (``--field-name``), so every setting is a flag and the
 preset only chooses the defaults::
@@ -143,6 +144,8 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"
     workers: Optional[int] = None
+    threads: Optional[int] = None
+    """torch CPU threads (``torch.set_num_threads``); ``None`` keeps torch's default."""
     amp: bool = False
     compile: bool = False
     gradient_checkpointing: bool = False
@@ -252,6 +255,8 @@ class TrainConfig:
         for name in ("trials", "eval_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be >= 1, got {self.threads}")
         if self.stop_after is not None and self.stop_after < 1:
             problems.append(f"stop_after must be >= 1, got {self.stop_after}")
         try:

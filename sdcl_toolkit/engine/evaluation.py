@@ -1,4 +1,7 @@
-"""Cross-modality evaluation of a model with the SYSU-MM01 and RegDB protocols (SPEC section 9).
+"""Cross-modality evaluation of a model with the SYSU-MM01 and RegDB protocols.
+
+The protocols are those of the official SDCL evaluation (``eval_sysu``, ``eval_regdb``;
+see ``docs/evaluation.md``).
 
 Test features are the L2-normalised 1536-d ``concat(deep, shallow)`` averaged with the
 flipped image; distances are negated inner products. SYSU-MM01: IR queries (cams 3, 6)

@@ -158,6 +158,8 @@ class SDCLTrainer:
         device: Optional[torch.device] = None,
     ) -> None:
         self.config = config.validate()
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         self.recipe = config.recipe()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
             raise RuntimeError(

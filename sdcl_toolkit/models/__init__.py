@@ -1,7 +1,8 @@
 """Models: the ViT backbone (optional ICS stem), the shallow-deep SDCL wrapper, checkpoint loading.
 
-SPEC section 2. ``ViT``, ``ShallowDeepViT`` and ``load_pretrained`` are also importable from
-the top-level package (``from sdcl_toolkit import ShallowDeepViT``).
+Yang et al., CVPR 2024; official ``clustercontrast/model_vit_cmrefine``. ``ViT``,
+``ShallowDeepViT`` and ``load_pretrained`` are also importable from the top-level package
+(``from sdcl_toolkit import ShallowDeepViT``).
 """
 
 from .checkpoint import (

@@ -1,4 +1,4 @@
-"""Checkpoint loading for the ViT backbones (SPEC section 2), as pure functions.
+"""Checkpoint loading for the ViT backbones (TransReID-SSL / official SDCL keys), as pure functions.
 
 Pipeline (each step a function; :func:`load_pretrained` composes them)::
 

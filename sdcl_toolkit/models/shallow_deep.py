@@ -1,4 +1,5 @@
-"""ShallowDeepViT: deep and shallow re-ID features from one ViT (SPEC section 2).
+"""ShallowDeepViT: deep and shallow re-ID features from one ViT (Yang et al., CVPR 2024;
+official ``make_model.py``).
 
 Shapes (``B`` images, ``N = gh*gw`` patches, ``D`` width; vit_base: N = 162, D = 768)::
 
@@ -440,7 +441,8 @@ class ShallowDeepViT(nn.Module):
         batch_size: Optional[int] = None,
     ) -> Any:
         """Test feature ``[B, 2D]`` float32: ``l2norm((g(x) + g(flip(x))) / 2)`` with
-        ``g = [f_deep; f_shallow]`` (SPEC section 2; 1536-d for vit_base); rank by inner product.
+        ``g = [f_deep; f_shallow]`` (official test feature; 1536-d for vit_base); rank by inner
+        product.
 
         Same calling conventions as :meth:`extract_branches`.
         """

@@ -1,4 +1,4 @@
-"""Vision Transformer with an optional ICS convolutional stem (SPEC section 2).
+"""Vision Transformer with an optional ICS convolutional stem (TransReID-SSL / official SDCL).
 
 The module layout and parameter names equal those of the TransReID / TransReID-SSL
 checkpoints (``vit_base_ics_cfs_lup.pth``) and of timm ViTs, so loading a checkpoint is a
@@ -425,7 +425,8 @@ def run_checkpointed(
 
 
 class ViT(nn.Module):
-    """Vision Transformer (SPEC section 2), checkpoint-compatible with TransReID-SSL and timm.
+    """Vision Transformer (ViT-B/16 of the official SDCL), checkpoint-compatible with
+    TransReID-SSL and timm.
 
     Parameters
     ----------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,9 @@ from PIL import Image
 from sdcl_toolkit.data import synthetic
 from sdcl_toolkit.data.regdb import RegDB
 from sdcl_toolkit.data.synthetic import (
+    GENERATOR_VERSION,
+    SyntheticRegDBSpec,
+    SyntheticSpec,
     ensure_synthetic_regdb,
     ensure_synthetic_sysu,
     main,
@@ -196,7 +201,7 @@ def test_refuses_non_empty_root_unless_overwrite(tmp_path):
     root = tmp_path / "s"
     root.mkdir()
     (root / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(FileExistsError, match="not empty.*pass overwrite=True"):
         write_synthetic_sysu(root, **TINY)
     assert (root / "keep.txt").exists()
     write_synthetic_sysu(root, overwrite=True, **TINY)
@@ -267,7 +272,126 @@ def test_cli_main(tmp_path, capsys):
     assert "SYSU-MM01" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # non-empty output without --overwrite: argparse error
         main(["--out", str(tmp_path), "--identities", "4"])
-    assert "not empty" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not empty" in err and "pass --overwrite" in err and "overwrite=True" not in err
+
+
+def test_cli_refuses_before_writing_anything(tmp_path, capsys):
+    (tmp_path / "RegDB").mkdir()
+    (tmp_path / "RegDB" / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--identities", "3", "--regdb"])
+    assert "RegDB is not empty" in capsys.readouterr().err
+    assert not (tmp_path / "SYSU-MM01").exists()
+
+
+def test_cli_has_one_flag_per_spec_field_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(SyntheticSpec):
+        assert f"--{f.name.replace('_', '-')} " in text
+    for name in ("identities", "images-per-modality", "trials"):
+        assert f"--regdb-{name} " in text
+    assert "--regdb-images " in text  # the older name still works
+    assert "number of people (default: 100)" in text
+    assert "RegDB: number of people (default: 40)" in text
+
+
+def test_cli_passes_every_setting_to_the_specs(tmp_path, monkeypatch):
+    seen = {}
+
+    def record(name):
+        def writer(root, *, spec, overwrite):
+            seen[name] = spec
+            return Path(root)
+
+        return writer
+
+    monkeypatch.setattr(synthetic, "write_synthetic_sysu", record("sysu"))
+    monkeypatch.setattr(synthetic, "write_synthetic_regdb", record("regdb"))
+    argv = ["--out", str(tmp_path), "--regdb", "--val-fraction", "0.2", "--seed", "7"]
+    argv += ["--height", "48", "--regdb-identities", "6", "--regdb-images", "3"]
+    assert main(argv + ["--regdb-trials", "2", "--nuisance", "0.5"]) == 0
+    assert seen["sysu"] == SyntheticSpec(val_fraction=0.2, seed=7, height=48, nuisance=0.5)
+    assert seen["regdb"] == SyntheticRegDBSpec(
+        identities=6, images_per_modality=3, trials=2, seed=7, height=48, nuisance=0.5
+    )
+
+
+# ------------------------------------------------------------------ specification
+def test_spec_and_keywords_are_the_same_tree(tmp_path):
+    spec = SyntheticSpec(seed=2, **TINY)
+    by_spec = write_synthetic_sysu(tmp_path / "a", spec=spec)
+    by_keywords = write_synthetic_sysu(tmp_path / "b", seed=2, **TINY)
+    overridden = write_synthetic_sysu(tmp_path / "c", spec=SyntheticSpec(seed=9, **TINY), seed=2)
+    assert tree_digest(by_spec) == tree_digest(by_keywords) == tree_digest(overridden)
+
+
+def test_spec_is_checked_and_normalised():
+    spec = SyntheticSpec(identities=np.int64(3), nuisance=1)
+    assert type(spec.identities) is int and type(spec.nuisance) is float
+    with pytest.raises(ValueError, match="trials"):
+        SyntheticRegDBSpec(trials=0)
+    with pytest.raises(ValueError, match="seed"):
+        SyntheticSpec(seed=-1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.seed = 1  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['identites'\\]"):
+        write_synthetic_sysu("unused", identites=3)
+    with pytest.raises(TypeError, match="SyntheticRegDBSpec"):
+        ensure_synthetic_regdb(spec=SyntheticSpec())
+
+
+def _changed(spec, name):
+    """``spec`` with field ``name`` set to another valid value."""
+    value = getattr(spec, name)
+    other = value + 1 if isinstance(value, int) else round(value / 2, 3)
+    return dataclasses.replace(spec, **{name: other})
+
+
+@pytest.mark.parametrize(
+    "spec_type, kind", [(SyntheticSpec, "sysu"), (SyntheticRegDBSpec, "regdb")]
+)
+def test_cache_key_covers_every_field(spec_type, kind):
+    spec = spec_type()
+    key = synthetic._cache_key(kind, spec)
+    assert key == dict(dataclasses.asdict(spec), kind=kind, version=GENERATOR_VERSION)
+    names = {synthetic._cache_name(key)}
+    for f in dataclasses.fields(spec_type):
+        names.add(synthetic._cache_name(synthetic._cache_key(kind, _changed(spec, f.name))))
+    assert len(names) == 1 + len(dataclasses.fields(spec_type))  # a changed spec, a new tree
+
+
+def test_cache_names_of_existing_trees_are_kept():
+    # the key is the same JSON as before the specification existed, so caches stay valid
+    old_key = dict(
+        identities=100,
+        images_per_camera=4,
+        height=64,
+        width=32,
+        seed=0,
+        camera_presence=0.85,
+        val_fraction=0.1,
+        test_fraction=0.3,
+        ir_material_weight=0.3,
+        nuisance=1.0,
+        kind="sysu",
+        version=GENERATOR_VERSION,
+    )
+    digest = hashlib.sha1(json.dumps(old_key, sort_keys=True).encode()).hexdigest()[:10]
+    assert synthetic._cache_name(synthetic._cache_key("sysu", SyntheticSpec())) == f"sysu-{digest}"
+
+
+def test_ensure_never_reuses_a_tree_of_another_spec(tmp_path):
+    first = ensure_synthetic_sysu(tmp_path, **TINY)
+    marker = json.loads((first / ".sdcl_synthetic.json").read_text())
+    assert marker == synthetic._cache_key("sysu", SyntheticSpec(**TINY))
+    # a tree under the right name whose recorded spec differs (e.g. a hash collision) is rebuilt
+    marker["seed"] = 5
+    (first / ".sdcl_synthetic.json").write_text(json.dumps(marker))
+    assert ensure_synthetic_sysu(tmp_path, spec=SyntheticSpec(**TINY)) == first
+    assert json.loads((first / ".sdcl_synthetic.json").read_text())["seed"] == 0
 
 
 def test_cli_module_entry_point(tmp_path):

@@ -112,6 +112,13 @@ def test_parse_config_overrides_and_optional_none():
     assert c.first_epoch_memory_momentum is None
 
 
+def test_threads_flag():
+    assert sysu_config_from_argv([]).threads is None  # torch's default
+    assert sysu_config_from_argv(["--threads", "1"]).threads == 1
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        sysu_config_from_argv(["--threads", "0"])
+
+
 def test_train_sysu_uses_the_demo_without_data_dir():
     assert sysu_config_from_argv([]).model == "tiny"
     official = sysu_config_from_argv(["--data-dir", "/data/SYSU-MM01", "--pretrained", "w.pth"])
