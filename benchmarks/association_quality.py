@@ -81,9 +81,7 @@ def methods() -> dict[str, Callable[..., np.ndarray]]:
     return {
         "cra": lambda d, s, di, si, y: cra(d, s, di, si, y),
         "deep_only": lambda d, s, di, si, y: cra(d, d, di, di, y),
-        "no_smoothing": lambda d, s, di, si, y: (
-            cra(d, s, di, si, y, return_details=True).ranking_labels
-        ),
+        "no_smoothing": lambda d, s, di, si, y: cra.associate(d, s, di, si, y).ranking_labels,
         "nearest_centroid": nearest_centroid,
         "hungarian": hungarian,
     }

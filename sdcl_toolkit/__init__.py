@@ -19,8 +19,10 @@ from .losses import (
     CollaborativeNeighborLearning,
     Direction,
     NeighborLoss,
+    NeighborLossResult,
     SDCLLossWeights,
     ShallowDeepContrast,
+    ShallowDeepContrastResult,
     ShallowDeepLoss,
     heterogeneous_direction,
 )
@@ -57,6 +59,9 @@ __all__ = [
     "SDCLLossWeights",
     "heterogeneous_direction",
     "Direction",
+    "NeighborLossResult",
+    "ShallowDeepContrastResult",
+    # deprecated aliases (removed in the next version)
     "NeighborLoss",
     "ShallowDeepLoss",
     # evaluation

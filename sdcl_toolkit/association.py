@@ -20,6 +20,7 @@ a dense cross-modality or self-similarity matrix.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Union
 
@@ -88,6 +89,11 @@ class CollaborativeRankingAssociation:
     -------
     >>> cra = CRA(topk=20, smooth_k=5)
     >>> rgb_in_ir = cra(deep_rgb, shallow_rgb, deep_ir, shallow_ir, ir_labels)  # doctest: +SKIP
+    >>> result = cra.associate(deep_rgb, shallow_rgb, deep_ir, shallow_ir, y_ir)  # doctest: +SKIP
+
+    Calling the object returns the labels alone; :meth:`associate` returns the full
+    :class:`CRAResult`; :meth:`associate_tensors` is the same on prepared tensors without
+    the input conversion and the label checks (what :class:`~sdcl_toolkit.PseudoLabeler` uses).
     """
 
     def __init__(
@@ -119,7 +125,7 @@ class CollaborativeRankingAssociation:
         *,
         return_details: bool = False,
     ) -> Union[ArrayLike, CRAResult]:
-        """Associate source samples with target clusters.
+        """Associate source samples with target clusters; return their labels.
 
         Parameters
         ----------
@@ -131,13 +137,43 @@ class CollaborativeRankingAssociation:
         tgt_labels:
             ``[N_tgt]`` target cluster labels (``-1`` = unclustered).
         return_details:
-            Return a :class:`CRAResult` (labels, pre-smoothing labels, winning counts,
-            timings) instead of the labels alone.
+            Deprecated (removed in the next version): use :meth:`associate`, which always
+            returns the :class:`CRAResult`. ``True`` still returns it, with a
+            ``DeprecationWarning``.
 
         Returns
         -------
         ``[N_src]`` int64 target-space labels (-1 = unassigned), numpy or torch like the
-        inputs, on their device; or a :class:`CRAResult`.
+        inputs, on their device (a :class:`CRAResult` with the deprecated
+        ``return_details=True``).
+        """
+        if return_details:
+            warnings.warn(
+                "CRA(...)(..., return_details=True) is deprecated and will be removed in the "
+                "next version; use cra.associate(...), which returns the CRAResult",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return self.associate(deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels)
+        return self.associate(deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels).labels
+
+    def associate(
+        self,
+        deep_src: ArrayLike,
+        shallow_src: ArrayLike,
+        deep_tgt: ArrayLike,
+        shallow_tgt: ArrayLike,
+        tgt_labels: ArrayLike,
+    ) -> CRAResult:
+        """Associate source samples with target clusters; return everything computed.
+
+        Parameters are those of :meth:`__call__` (numpy or torch, raw or normalised).
+
+        Returns
+        -------
+        CRAResult
+            Labels, pre-smoothing labels, winning counts (arrays of the inputs' type, on
+            their device) and the time per step.
         """
         kind = array_kind(
             deep_src=deep_src,
@@ -163,9 +199,7 @@ class CollaborativeRankingAssociation:
                 "all tgt_labels are -1: the target modality has no cluster, so "
                 "there is nothing to associate"
             )
-        result = self._associate(ds, ss, dt, st, y)
-        if not return_details:
-            return kind.to_caller(result.labels)
+        result = self.associate_tensors(ds, ss, dt, st, y)
         return CRAResult(
             kind.to_caller(result.labels),
             kind.to_caller(result.ranking_labels),
@@ -200,6 +234,35 @@ class CollaborativeRankingAssociation:
             raise ValueError(
                 f"smooth_k={self.smooth_k} is larger than the {ds.shape[0]} source samples"
             )
+
+    def associate_tensors(
+        self,
+        deep_src: torch.Tensor,
+        shallow_src: torch.Tensor,
+        deep_tgt: torch.Tensor,
+        shallow_tgt: torch.Tensor,
+        tgt_labels: torch.Tensor,
+    ) -> CRAResult:
+        """Tensor-level :meth:`associate` for inputs the caller has already prepared.
+
+        The inputs must be floating-point ``torch`` tensors on one device (features) and an
+        int64 ``[N_tgt]`` label tensor on that device with values ``>= -1`` and at least one
+        cluster. Only the shapes are checked (no host synchronisation, no copies); the
+        label checks and conversions of :meth:`associate` are skipped, so a pipeline that
+        validated its features once pays nothing twice.
+
+        Returns
+        -------
+        CRAResult
+            With ``torch`` tensors on the inputs' device.
+        """
+        self._check_shapes(deep_src, shallow_src, deep_tgt, shallow_tgt)
+        if tgt_labels.shape != (deep_tgt.shape[0],):
+            raise ValueError(
+                f"tgt_labels has shape {tuple(tgt_labels.shape)}, expected "
+                f"({deep_tgt.shape[0]},) (one label per target sample)"
+            )
+        return self._associate(deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels)
 
     def _associate(self, ds, ss, dt, st, y) -> CRAResult:
         """Tensor-level association on validated float32 tensors of one device."""

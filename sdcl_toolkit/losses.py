@@ -15,9 +15,11 @@ A training step of the official SYSU-MM01 recipe composes them like this::
     direction = heterogeneous_direction(epoch)            # None before epoch 10
     heterogeneous = None
     if direction is Direction.RGB_TO_IR:
-        heterogeneous = cnl(d_rgb, s_rgb, idx_rgb, bank_rgb, bank_rgb_s, bank_ir, bank_ir_s)
+        heterogeneous = cnl(d_rgb, s_rgb, idx_rgb, bank_rgb, bank_rgb_s,
+                            target_deep=bank_ir, target_shallow=bank_ir_s)
     elif direction is Direction.IR_TO_RGB:
-        heterogeneous = cnl(d_ir, s_ir, idx_ir, bank_ir, bank_ir_s, bank_rgb, bank_rgb_s)
+        heterogeneous = cnl(d_ir, s_ir, idx_ir, bank_ir, bank_ir_s,
+                            target_deep=bank_rgb, target_shallow=bank_rgb_s)
     loss = weights.combine(contrast, homogeneous, heterogeneous, direction)
     loss.backward(); optimizer.step()
     # then update the instance memories (InstanceMemory.update_many per modality) and the
@@ -30,10 +32,12 @@ tensors for the gradient, and autograd raises if they were modified in place.
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import NamedTuple, Optional, Union, cast
+from types import FrameType
+from typing import Any, NamedTuple, Optional, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -48,13 +52,16 @@ from .memory import (
     float32_context,
     follow_device,
 )
+from .modality import Direction, parse_direction
 from .recipe import OFFICIAL_SYSU, SDCLRecipe
 
 __all__ = [
     "ShallowDeepContrast",
+    "ShallowDeepContrastResult",
     "ShallowDeepLoss",
     "CollaborativeNeighborLearning",
     "CNL",
+    "NeighborLossResult",
     "NeighborLoss",
     "Direction",
     "heterogeneous_direction",
@@ -75,12 +82,27 @@ def _check_same_batch(deep: torch.Tensor, shallow: torch.Tensor) -> None:
 # --------------------------------------------------------------------------------------
 
 
-class ShallowDeepLoss(NamedTuple):
+def _warn_deprecated(message: str) -> None:
+    """``DeprecationWarning`` attributed to the first caller outside ``torch`` (the user
+    code that called the module, not ``nn.Module.__call__``)."""
+    frame: Optional[FrameType] = sys._getframe(2)  # the caller of the deprecated function
+    level = 3
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("torch."):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
+
+
+class ShallowDeepContrastResult(NamedTuple):
     """Result of :class:`ShallowDeepContrast`: ``total = deep + lambda_shallow * shallow``."""
 
     total: torch.Tensor
     deep: torch.Tensor
     shallow: torch.Tensor
+
+
+ShallowDeepLoss = ShallowDeepContrastResult
+"""Deprecated alias of :class:`ShallowDeepContrastResult` (removed in the next version)."""
 
 
 class ShallowDeepContrast(nn.Module):
@@ -110,8 +132,8 @@ class ShallowDeepContrast(nn.Module):
         labels: ArrayLike,
         deep_memory: ClusterMemory,
         shallow_memory: ClusterMemory,
-    ) -> ShallowDeepLoss:
-        """Return ``ShallowDeepLoss(total, deep, shallow)`` (scalar float32 tensors).
+    ) -> ShallowDeepContrastResult:
+        """Return ``ShallowDeepContrastResult(total, deep, shallow)`` (scalar float32 tensors).
 
         Parameters
         ----------
@@ -131,7 +153,7 @@ class ShallowDeepContrast(nn.Module):
         _check_same_batch(deep_features, shallow_features)
         deep = deep_memory(deep_features, labels)
         shallow = shallow_memory(shallow_features, labels)
-        return ShallowDeepLoss(deep + self.lambda_shallow * shallow, deep, shallow)
+        return ShallowDeepContrastResult(deep + self.lambda_shallow * shallow, deep, shallow)
 
     @torch.no_grad()
     def update(
@@ -176,7 +198,7 @@ def _check_memory_pair(deep_memory: ClusterMemory, shallow_memory: ClusterMemory
 # --------------------------------------------------------------------------------------
 
 
-class NeighborLoss(NamedTuple):
+class NeighborLossResult(NamedTuple):
     """Result of :class:`CollaborativeNeighborLearning`.
 
     Attributes
@@ -197,6 +219,10 @@ class NeighborLoss(NamedTuple):
     def weighted(self, deep_weight: float, shallow_weight: float) -> torch.Tensor:
         """``deep_weight * deep + shallow_weight * shallow``."""
         return deep_weight * self.deep + shallow_weight * self.shallow
+
+
+NeighborLoss = NeighborLossResult
+"""Deprecated alias of :class:`NeighborLossResult` (removed in the next version)."""
 
 
 class CollaborativeNeighborLearning(nn.Module):
@@ -258,10 +284,15 @@ class CollaborativeNeighborLearning(nn.Module):
         indices: ArrayLike,
         query_deep: InstanceMemory,
         query_shallow: InstanceMemory,
+        *args: Any,
         target_deep: Optional[InstanceMemory] = None,
         target_shallow: Optional[InstanceMemory] = None,
-    ) -> NeighborLoss:
+    ) -> NeighborLossResult:
         """Neighbour losses of a batch.
+
+        ``target_deep`` and ``target_shallow`` are keyword-only; passing them positionally
+        (after ``query_shallow``) is deprecated (``DeprecationWarning``) and will be removed
+        in the next version.
 
         Parameters
         ----------
@@ -277,9 +308,24 @@ class CollaborativeNeighborLearning(nn.Module):
 
         Returns
         -------
-        NeighborLoss
+        NeighborLossResult
             ``(deep, shallow, mask, num_neighbors)``, unweighted.
         """
+        if args:
+            if len(args) > 2:
+                raise TypeError(
+                    f"CNL.forward() takes at most 7 positional arguments, got {5 + len(args)}"
+                )
+            if target_deep is not None or (len(args) == 2 and target_shallow is not None):
+                raise TypeError("CNL.forward() got multiple values for a target memory")
+            _warn_deprecated(
+                "passing target_deep/target_shallow to CNL positionally is deprecated and will "
+                "be removed in the next version; use cnl(..., target_deep=..., "
+                "target_shallow=...)"
+            )
+            target_deep = args[0]
+            if len(args) == 2:
+                target_shallow = args[1]
         target_deep, target_shallow = self._targets(
             query_deep, query_shallow, target_deep, target_shallow
         )
@@ -293,7 +339,7 @@ class CollaborativeNeighborLearning(nn.Module):
         mask, count = self._mask(idx, query_deep, query_shallow, target_deep, target_shallow)
         deep = self._masked_nll(deep_features, target_deep.bank, mask, count)
         shallow = self._masked_nll(shallow_features, target_shallow.bank, mask, count)
-        return NeighborLoss(deep, shallow, mask, count)
+        return NeighborLossResult(deep, shallow, mask, count)
 
     # ---------------------------------------------------------------- internals
     @staticmethod
@@ -392,13 +438,6 @@ def _length(values: ArrayLike) -> int:
 # --------------------------------------------------------------------------------------
 
 
-class Direction(str, Enum):
-    """Direction of the heterogeneous (cross-modality) neighbour loss: query -> target."""
-
-    RGB_TO_IR = "rgb_to_ir"
-    IR_TO_RGB = "ir_to_rgb"
-
-
 def heterogeneous_direction(
     epoch: int, start_epoch: int = OFFICIAL_SYSU.heterogeneous_start
 ) -> Optional[Direction]:
@@ -470,16 +509,16 @@ class SDCLLossWeights:
 
     def heterogeneous_weights(self, direction: Union[Direction, str]) -> tuple[float, float]:
         """``(deep, shallow)`` weights of the heterogeneous loss in ``direction``."""
-        direction = Direction(direction)
+        direction = parse_direction(direction)
         if direction is Direction.RGB_TO_IR:
             return self.rgb_to_ir_deep, self.rgb_to_ir_shallow
         return self.ir_to_rgb_deep, self.ir_to_rgb_shallow
 
     def combine(
         self,
-        contrast: Sequence[ShallowDeepLoss],
-        homogeneous: Sequence[NeighborLoss] = (),
-        heterogeneous: Optional[NeighborLoss] = None,
+        contrast: Sequence[ShallowDeepContrastResult],
+        homogeneous: Sequence[NeighborLossResult] = (),
+        heterogeneous: Optional[NeighborLossResult] = None,
         direction: Optional[Union[Direction, str]] = None,
     ) -> torch.Tensor:
         """Total training loss of one step.
@@ -487,16 +526,16 @@ class SDCLLossWeights:
         Parameters
         ----------
         contrast:
-            One :class:`ShallowDeepLoss` per modality.
+            One :class:`ShallowDeepContrastResult` per modality.
         homogeneous:
-            One homogeneous :class:`NeighborLoss` per modality (empty before it starts).
+            One homogeneous :class:`NeighborLossResult` per modality (empty before it starts).
         heterogeneous:
-            The heterogeneous :class:`NeighborLoss` of this epoch, or ``None``.
+            The heterogeneous :class:`NeighborLossResult` of this epoch, or ``None``.
         direction:
             Its :class:`Direction` (required when ``heterogeneous`` is given).
         """
         if len(contrast) == 0:
-            raise ValueError("combine needs at least one ShallowDeepLoss in contrast")
+            raise ValueError("combine needs at least one ShallowDeepContrastResult in contrast")
         total = self.contrast * cast(torch.Tensor, sum(part.total for part in contrast))
         for loss in homogeneous:
             total = total + self.homogeneous * loss.weighted(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -147,6 +148,55 @@ def _check_positive(value: float, name: str) -> float:
     if not value > 0.0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value
+
+
+def _legacy_positional(
+    cls_name: str,
+    args: tuple[Any, ...],
+    order: Sequence[str],
+    given: dict[str, Any],
+    defaults: dict[str, Any],
+) -> dict[str, Any]:
+    """Resolve the deprecated positional constructor form of a memory.
+
+    ``args`` are the positional arguments in the old ``order``; ``given`` the keyword
+    values (``None`` = not given for the sizes, the default otherwise). Returns ``given``
+    with the positional values filled in, after a ``DeprecationWarning`` naming the
+    keywords to use. Raises ``TypeError`` for too many or doubly given arguments, or a
+    missing size.
+    """
+    if len(args) > len(order):
+        raise TypeError(
+            f"{cls_name}() takes at most {len(order)} positional arguments (deprecated), "
+            f"got {len(args)}"
+        )
+    resolved = dict(given)
+    if args:
+        for name, value in zip(order, args):
+            if given[name] is not None and given[name] != defaults.get(name):
+                raise TypeError(f"{cls_name}() got multiple values for argument {name!r}")
+            resolved[name] = value
+        sizes = [name for name in order if name.startswith("num_")]
+        keywords = ", ".join(f"{name}=..." for name in sorted(sizes, key=_rows_first))
+        warnings.warn(
+            f"positional arguments to {cls_name}({', '.join(order[: len(args)])}) are "
+            f"deprecated and will be removed in the next version; use "
+            f"{cls_name}({keywords}) with keyword arguments",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    missing = [name for name in order if name.startswith("num_") and resolved[name] is None]
+    if missing:
+        raise TypeError(
+            f"{cls_name}() missing required keyword argument(s): "
+            + ", ".join(repr(name) for name in missing)
+        )
+    return resolved
+
+
+def _rows_first(name: str) -> int:
+    """Sort key putting the row count (``num_clusters``/``num_samples``) before the width."""
+    return 1 if name == "num_features" else 0
 
 
 def _check_count(value: int, name: str) -> int:
@@ -397,12 +447,17 @@ class ClusterMemory(nn.Module):
     * ``mode="hard"``: every class present moves once, toward its least similar batch
       member ``argmin_i x_i . M[y]`` (first in batch order on ties; official ``CM_Hard``).
 
+    All arguments are keyword-only: ``ClusterMemory(num_clusters=C, num_features=D)``
+    (rows first, like :class:`InstanceMemory`). The old positional form
+    ``ClusterMemory(num_features, num_clusters, temp, momentum, mode)`` still works but is
+    deprecated (``DeprecationWarning``) and will be removed in the next version.
+
     Parameters
     ----------
-    num_features:
-        Feature width ``D``.
     num_clusters:
         Number of centroids ``C``.
+    num_features:
+        Feature width ``D``.
     temp:
         Softmax temperature (0.05 in the official runs).
     momentum:
@@ -422,17 +477,36 @@ class ClusterMemory(nn.Module):
 
     def __init__(
         self,
-        num_features: int,
-        num_clusters: int,
+        *args: Any,
+        num_clusters: Optional[int] = None,
+        num_features: Optional[int] = None,
         temp: float = OFFICIAL_SYSU.temp,
         momentum: float = OFFICIAL_SYSU.memory_momentum,
         mode: str = OFFICIAL_SYSU.memory_mode,
     ) -> None:
         super().__init__()
-        self.num_features = _check_count(num_features, "num_features")
-        self.num_clusters = _check_count(num_clusters, "num_clusters")
-        self.temp = _check_positive(temp, "temp")
-        self.momentum = _check_momentum(momentum)
+        values = _legacy_positional(
+            "ClusterMemory",
+            args,
+            ("num_features", "num_clusters", "temp", "momentum", "mode"),
+            {
+                "num_features": num_features,
+                "num_clusters": num_clusters,
+                "temp": temp,
+                "momentum": momentum,
+                "mode": mode,
+            },
+            {
+                "temp": OFFICIAL_SYSU.temp,
+                "momentum": OFFICIAL_SYSU.memory_momentum,
+                "mode": OFFICIAL_SYSU.memory_mode,
+            },
+        )
+        mode = values["mode"]
+        self.num_clusters = _check_count(values["num_clusters"], "num_clusters")
+        self.num_features = _check_count(values["num_features"], "num_features")
+        self.temp = _check_positive(values["temp"], "temp")
+        self.momentum = _check_momentum(values["momentum"])
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         self.mode = mode
@@ -484,7 +558,13 @@ class ClusterMemory(nn.Module):
     ) -> ClusterMemory:
         """Build a memory from ``[C, D]`` centroids, which are L2-normalised row-wise."""
         c = as_features(centroids, "centroids")
-        memory = cls(c.shape[1], c.shape[0], temp=temp, momentum=momentum, mode=mode)
+        memory = cls(
+            num_clusters=c.shape[0],
+            num_features=c.shape[1],
+            temp=temp,
+            momentum=momentum,
+            mode=mode,
+        )
         memory.centroids = F.normalize(c, dim=1).to(c.device)
         return memory
 
@@ -609,7 +689,7 @@ class ClusterMemory(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"num_features={self.num_features}, num_clusters={self.num_clusters}, "
+            f"num_clusters={self.num_clusters}, num_features={self.num_features}, "
             f"temp={self.temp}, momentum={self.momentum}, mode={self.mode!r}"
         )
 
@@ -630,6 +710,10 @@ class InstanceMemory(nn.Module):
     A batch may hold the same index several times (each RGB image appears twice per SDCL
     batch); the result equals the sequential loop.
 
+    All arguments are keyword-only: ``InstanceMemory(num_samples=N, num_features=D)``. The
+    old positional form ``InstanceMemory(num_samples, num_features, momentum)`` still works
+    but is deprecated (``DeprecationWarning``) and will be removed in the next version.
+
     Parameters
     ----------
     num_samples:
@@ -649,12 +733,23 @@ class InstanceMemory(nn.Module):
     bank: torch.Tensor
 
     def __init__(
-        self, num_samples: int, num_features: int, momentum: float = OFFICIAL_SYSU.instance_momentum
+        self,
+        *args: Any,
+        num_samples: Optional[int] = None,
+        num_features: Optional[int] = None,
+        momentum: float = OFFICIAL_SYSU.instance_momentum,
     ) -> None:
         super().__init__()
-        self.num_samples = _check_count(num_samples, "num_samples")
-        self.num_features = _check_count(num_features, "num_features")
-        self.momentum = _check_momentum(momentum)
+        values = _legacy_positional(
+            "InstanceMemory",
+            args,
+            ("num_samples", "num_features", "momentum"),
+            {"num_samples": num_samples, "num_features": num_features, "momentum": momentum},
+            {"momentum": OFFICIAL_SYSU.instance_momentum},
+        )
+        self.num_samples = _check_count(values["num_samples"], "num_samples")
+        self.num_features = _check_count(values["num_features"], "num_features")
+        self.momentum = _check_momentum(values["momentum"])
         self.register_buffer("bank", torch.zeros(self.num_samples, self.num_features))
 
     @classmethod
@@ -663,7 +758,7 @@ class InstanceMemory(nn.Module):
     ) -> InstanceMemory:
         """Build a memory from ``[N, D]`` features (numpy or torch), L2-normalised row-wise."""
         x = as_features(features, "features")
-        memory = cls(x.shape[0], x.shape[1], momentum=momentum)
+        memory = cls(num_samples=x.shape[0], num_features=x.shape[1], momentum=momentum)
         memory.bank = F.normalize(x, dim=1)
         return memory
 

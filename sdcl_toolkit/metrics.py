@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -31,7 +31,10 @@ from .reranking import RERANK_K1, RERANK_K2, RERANK_LAMBDA
 __all__ = [
     "PROTOCOLS",
     "RankResult",
+    "eval_market",
     "evaluate_rank",
+    "eval_regdb",
+    "eval_sysu",
     "mean_rank_results",
     "query_gallery_distance",
 ]
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("sysu", "regdb", "market")
 """Protocol names accepted by :func:`evaluate_rank`."""
+_PROTOCOLS_WITH_CAMERAS = ("sysu", "market")
 
 # SYSU-MM01: IR queries from camera 3 do not search gallery images from camera 2
 # (both cameras are in the same room; official rule of the dataset authors' code).
@@ -205,6 +209,258 @@ def _accumulation_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+def _check_max_rank(max_rank: Any) -> int:
+    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
+        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
+    return int(max_rank)
+
+
+class _Inputs(NamedTuple):
+    """Validated inputs of one evaluation, all on the distance matrix's device."""
+
+    dist: torch.Tensor  # [Q, G]
+    query_pids: torch.Tensor  # [Q] int64
+    gallery_pids: torch.Tensor  # [G] int64
+    query_cams: Optional[torch.Tensor]  # [Q] int64; None when the protocol ignores cameras
+    gallery_cams: Optional[torch.Tensor]  # [G] int64; None when the protocol ignores cameras
+    max_rank: int
+
+
+def _prepare(
+    distmat: Any,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    max_rank: Any,
+    protocol: str,
+) -> _Inputs:
+    """Check and convert the arguments of :func:`evaluate_rank` (errors in its order)."""
+    max_rank = _check_max_rank(max_rank)
+    dist = _as_distance_matrix(distmat)
+    device = dist.device
+    num_q, num_g = dist.shape
+    query_pids = _as_ids(q_pids, "q_pids", num_q, device)
+    gallery_pids = _as_ids(g_pids, "g_pids", num_g, device)
+    query_cams = gallery_cams = None
+    if protocol in _PROTOCOLS_WITH_CAMERAS:
+        if q_camids is None or g_camids is None:
+            raise ValueError(
+                f"protocol {protocol!r} needs q_camids and g_camids; pass camera ids or use "
+                "protocol='regdb'"
+            )
+        query_cams = _as_ids(q_camids, "q_camids", num_q, device)
+        gallery_cams = _as_ids(g_camids, "g_camids", num_g, device)
+    return _Inputs(dist, query_pids, gallery_pids, query_cams, gallery_cams, max_rank)
+
+
+# --------------------------------------------------------------------------- shared core
+
+KeepRule = Callable[[torch.Tensor, slice, torch.Tensor], torch.Tensor]
+"""``keep = rule(order, rows, is_match)``: ``[c, G]`` bool mask of the sorted gallery entries
+that stay in the ranking of the queries ``rows`` (``order`` = their argsort, ``is_match`` =
+same identity as the query)."""
+
+
+class _QueryStatistics(NamedTuple):
+    """Per-query statistics of one chunk of sorted rankings (all ``[c]``)."""
+
+    valid: torch.Tensor  # at least one positive survives the filtering
+    first_hit: torch.Tensor  # 0-based position of the first positive in the filtered ranking
+    kept_position: torch.Tensor  # [c, G] 0-based position of each entry in the filtered ranking
+    ap: torch.Tensor
+    inp: torch.Tensor
+
+
+def _query_statistics(
+    positive: torch.Tensor, keep: torch.Tensor, acc: torch.dtype
+) -> _QueryStatistics:
+    """AP, INP and the first-hit position of each query from cumulative sums over its
+    sorted ranking (``positive`` and ``keep`` are ``[c, G]`` masks in ranking order)."""
+    num_g = positive.shape[1]
+    num_positive = positive.sum(dim=1)  # [c]
+    # 0-based position of every entry in the filtered ranking
+    kept_position = torch.cumsum(keep, dim=1) - 1
+    big = torch.full_like(kept_position, num_g)
+    first_hit = torch.where(positive, kept_position, big).min(dim=1).values  # [c]
+    last_hit = torch.where(positive, kept_position, -torch.ones_like(kept_position))
+    last_hit = last_hit.max(dim=1).values
+
+    # average precision: mean over positives of (hits so far) / (position + 1)
+    hits_so_far = torch.cumsum(positive, dim=1).to(acc)
+    # (removed entries before the first kept one sit at position -1: clamp, they are never
+    # positives)
+    precision = hits_so_far / (kept_position.clamp(min=0).to(acc) + 1.0)
+    ap = (precision * positive.to(acc)).sum(dim=1) / num_positive.clamp(min=1).to(acc)
+    inp = num_positive.to(acc) / (last_hit.to(acc) + 1.0)
+    return _QueryStatistics(num_positive > 0, first_hit, kept_position, ap, inp)
+
+
+def _distinct_identity_rank(
+    sorted_pid_index: torch.Tensor,
+    keep: torch.Tensor,
+    stats: _QueryStatistics,
+    num_pids: int,
+) -> torch.Tensor:
+    """Rank of the first true match in the ranking with repeated identities removed
+    = number of distinct identities whose first kept occurrence comes earlier."""
+    num_c, num_g = keep.shape
+    first_occurrence = torch.full((num_c, num_pids), num_g, dtype=torch.int64, device=keep.device)
+    kept = torch.where(keep, stats.kept_position, torch.full_like(stats.kept_position, num_g))
+    first_occurrence.scatter_reduce_(1, sorted_pid_index, kept, reduce="amin")
+    return (first_occurrence < stats.first_hit[:, None]).sum(dim=1)
+
+
+def _rank_core(
+    inputs: _Inputs,
+    protocol: str,
+    keep_rule: Optional[KeepRule],
+    *,
+    distinct_identity_cmc: bool = False,
+) -> RankResult:
+    """Sort the distances chunk by chunk of queries and accumulate CMC, mAP and mINP.
+
+    ``keep_rule`` (None: keep everything) removes the protocol's excluded gallery entries;
+    with ``distinct_identity_cmc`` the CMC counts distinct gallery identities (SYSU).
+    """
+    dist, query_pids, gallery_pids = inputs.dist, inputs.query_pids, inputs.gallery_pids
+    max_rank = inputs.max_rank
+    device = dist.device
+    num_q, num_g = dist.shape
+
+    # identities as compact indices 0..P-1 (only needed for the deduplicated CMC)
+    gallery_pid_index = None
+    num_pids = 0
+    if distinct_identity_cmc:
+        unique_pids, gallery_pid_index = torch.unique(gallery_pids, return_inverse=True)
+        num_pids = int(unique_pids.numel())
+
+    acc = _accumulation_dtype(device)
+    hits_at_rank = torch.zeros(max_rank, dtype=torch.int64, device=device)
+    sum_ap = torch.zeros((), dtype=acc, device=device)
+    sum_inp = torch.zeros((), dtype=acc, device=device)
+    num_valid = 0
+    chunk = max(1, _CHUNK_ELEMENTS // num_g)
+    ranks = torch.arange(1, max_rank + 1, device=device)
+
+    for start in range(0, num_q, chunk):
+        rows = slice(start, min(start + chunk, num_q))
+        order = torch.argsort(dist[rows], dim=1, stable=True)  # [c, G]
+        is_match = gallery_pids[order] == query_pids[rows, None]
+        keep = torch.ones_like(is_match) if keep_rule is None else keep_rule(order, rows, is_match)
+        positive = is_match & keep
+        if not bool(positive.any()):
+            continue
+        stats = _query_statistics(positive, keep, acc)
+        if gallery_pid_index is not None:
+            cmc_position = _distinct_identity_rank(gallery_pid_index[order], keep, stats, num_pids)
+        else:
+            cmc_position = stats.first_hit
+
+        valid = stats.valid
+        hits_at_rank += (cmc_position[valid][:, None] < ranks[None, :]).sum(dim=0)
+        sum_ap += stats.ap[valid].sum()
+        sum_inp += stats.inp[valid].sum()
+        num_valid += int(valid.sum())
+
+    num_skipped = num_q - num_valid
+    if num_valid == 0:
+        raise ValueError(
+            f"none of the {num_q} queries has a valid positive in the gallery under protocol "
+            f"{protocol!r}; check that q_pids and g_pids use the same identity labels"
+        )
+    if num_skipped:
+        logger.info("%d of %d queries have no valid positive and are skipped", num_skipped, num_q)
+    cmc = hits_at_rank.cpu().to(torch.float64) / num_valid
+    return RankResult(
+        cmc=tuple(float(v) for v in cmc),
+        mAP=float(sum_ap.cpu()) / num_valid,
+        mINP=float(sum_inp.cpu()) / num_valid,
+        num_valid_queries=num_valid,
+        num_skipped_queries=num_skipped,
+        protocol=protocol,
+    )
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+def _sysu_rank(inputs: _Inputs) -> RankResult:
+    query_cams, gallery_cams = inputs.query_cams, inputs.gallery_cams
+    assert query_cams is not None and gallery_cams is not None  # set by _prepare
+
+    def keep(order: torch.Tensor, rows: slice, is_match: torch.Tensor) -> torch.Tensor:
+        from_cam3 = query_cams[rows, None] == _SYSU_IR_QUERY_CAMERA
+        return ~(from_cam3 & (gallery_cams[order] == _SYSU_EXCLUDED_GALLERY_CAMERA))
+
+    return _rank_core(inputs, "sysu", keep, distinct_identity_cmc=True)
+
+
+def _regdb_rank(inputs: _Inputs) -> RankResult:
+    return _rank_core(inputs, "regdb", None)
+
+
+def _market_rank(inputs: _Inputs) -> RankResult:
+    query_cams, gallery_cams = inputs.query_cams, inputs.gallery_cams
+    assert query_cams is not None and gallery_cams is not None  # set by _prepare
+
+    def keep(order: torch.Tensor, rows: slice, is_match: torch.Tensor) -> torch.Tensor:
+        return ~(is_match & (gallery_cams[order] == query_cams[rows, None]))
+
+    return _rank_core(inputs, "market", keep)
+
+
+_PROTOCOL_RANKERS: dict[str, Callable[[_Inputs], RankResult]] = {
+    "sysu": _sysu_rank,
+    "regdb": _regdb_rank,
+    "market": _market_rank,
+}
+
+
+def eval_sysu(
+    distmat: ArrayLike,
+    q_pids: LabelsLike,
+    g_pids: LabelsLike,
+    q_camids: LabelsLike,
+    g_camids: LabelsLike,
+    *,
+    max_rank: int = 20,
+) -> RankResult:
+    """:func:`evaluate_rank` with ``protocol="sysu"`` (SYSU-MM01, official ``eval_sysu``).
+
+    IR queries from camera 3 do not search gallery images from camera 2; the CMC is computed
+    on the ranking with repeated gallery identities removed, mAP and mINP on the full
+    filtered ranking.
+    """
+    return _sysu_rank(_prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, "sysu"))
+
+
+def eval_regdb(
+    distmat: ArrayLike,
+    q_pids: LabelsLike,
+    g_pids: LabelsLike,
+    *,
+    max_rank: int = 20,
+) -> RankResult:
+    """:func:`evaluate_rank` with ``protocol="regdb"`` (official ``eval_regdb``): plain CMC,
+    mAP and mINP on the full ranking; no camera ids needed."""
+    return _regdb_rank(_prepare(distmat, q_pids, g_pids, None, None, max_rank, "regdb"))
+
+
+def eval_market(
+    distmat: ArrayLike,
+    q_pids: LabelsLike,
+    g_pids: LabelsLike,
+    q_camids: LabelsLike,
+    g_camids: LabelsLike,
+    *,
+    max_rank: int = 20,
+) -> RankResult:
+    """:func:`evaluate_rank` with ``protocol="market"`` (Market-1501): gallery images with
+    the query's identity *and* camera are removed; plain CMC."""
+    return _market_rank(_prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, "market"))
+
+
 def evaluate_rank(
     distmat: ArrayLike,
     q_pids: LabelsLike,
@@ -241,6 +497,8 @@ def evaluate_rank(
         identity *and* camera are removed, plain CMC.
 
     Ties in ``distmat`` are broken by gallery order (stable sort).
+    Each protocol is also available on its own: :func:`eval_sysu`,
+    :func:`eval_regdb`, :func:`eval_market`.
 
     Returns
     -------
@@ -259,115 +517,8 @@ def evaluate_rank(
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
-        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
-    max_rank = int(max_rank)
-
-    dist = _as_distance_matrix(distmat)
-    device = dist.device
-    num_q, num_g = dist.shape
-    query_pids = _as_ids(q_pids, "q_pids", num_q, device)
-    gallery_pids = _as_ids(g_pids, "g_pids", num_g, device)
-    query_cams = gallery_cams = None
-    if protocol in ("sysu", "market"):
-        if q_camids is None or g_camids is None:
-            raise ValueError(
-                f"protocol {protocol!r} needs q_camids and g_camids; pass camera ids or use "
-                "protocol='regdb'"
-            )
-        query_cams = _as_ids(q_camids, "q_camids", num_q, device)
-        gallery_cams = _as_ids(g_camids, "g_camids", num_g, device)
-
-    # identities as compact indices 0..P-1 (only needed for the deduplicated SYSU CMC)
-    gallery_pid_index = num_pids = None
-    if protocol == "sysu":
-        unique_pids, gallery_pid_index = torch.unique(gallery_pids, return_inverse=True)
-        num_pids = int(unique_pids.numel())
-
-    acc = _accumulation_dtype(device)
-    hits_at_rank = torch.zeros(max_rank, dtype=torch.int64, device=device)
-    sum_ap = torch.zeros((), dtype=acc, device=device)
-    sum_inp = torch.zeros((), dtype=acc, device=device)
-    num_valid = 0
-    chunk = max(1, _CHUNK_ELEMENTS // num_g)
-    ranks = torch.arange(1, max_rank + 1, device=device)
-
-    for start in range(0, num_q, chunk):
-        stop = min(start + chunk, num_q)
-        order = torch.argsort(dist[start:stop], dim=1, stable=True)  # [c, G]
-        sorted_pids = gallery_pids[order]
-        qp = query_pids[start:stop, None]
-        is_match = sorted_pids == qp
-
-        if protocol == "sysu":
-            assert query_cams is not None and gallery_cams is not None  # set for sysu/market
-            from_cam3 = query_cams[start:stop, None] == _SYSU_IR_QUERY_CAMERA
-            keep = ~(from_cam3 & (gallery_cams[order] == _SYSU_EXCLUDED_GALLERY_CAMERA))
-        elif protocol == "market":
-            assert query_cams is not None and gallery_cams is not None
-            keep = ~(is_match & (gallery_cams[order] == query_cams[start:stop, None]))
-        else:
-            keep = torch.ones_like(is_match)
-
-        positive = is_match & keep
-        num_positive = positive.sum(dim=1)  # [c]
-        valid = num_positive > 0
-        if not bool(valid.any()):
-            continue
-        # 0-based position of every entry in the filtered ranking
-        kept_position = torch.cumsum(keep, dim=1) - 1
-        big = torch.full_like(kept_position, num_g)
-        positive_position = torch.where(positive, kept_position, big)
-        first_hit = positive_position.min(dim=1).values  # [c]
-        last_hit = torch.where(positive, kept_position, -torch.ones_like(kept_position))
-        last_hit = last_hit.max(dim=1).values
-
-        # average precision: mean over positives of (hits so far) / (position + 1)
-        hits_so_far = torch.cumsum(positive, dim=1).to(acc)
-        # (removed entries before the first kept one sit at position -1: clamp, they are
-        # never positives)
-        precision = hits_so_far / (kept_position.clamp(min=0).to(acc) + 1.0)
-        ap = (precision * positive.to(acc)).sum(dim=1) / num_positive.clamp(min=1).to(acc)
-        inp = num_positive.to(acc) / (last_hit.to(acc) + 1.0)
-
-        if protocol == "sysu":
-            # Rank of the first true match in the ranking with repeated identities removed
-            # = number of distinct identities whose first kept occurrence comes earlier.
-            assert gallery_pid_index is not None and num_pids is not None  # set for sysu
-            sorted_pid_index = gallery_pid_index[order]
-            first_occurrence = torch.full(
-                (stop - start, num_pids), num_g, dtype=torch.int64, device=device
-            )
-            first_occurrence.scatter_reduce_(
-                1, sorted_pid_index, torch.where(keep, kept_position, big), reduce="amin"
-            )
-            cmc_position = (first_occurrence < first_hit[:, None]).sum(dim=1)
-        else:
-            cmc_position = first_hit
-
-        cmc_position = cmc_position[valid]
-        hits_at_rank += (cmc_position[:, None] < ranks[None, :]).sum(dim=0)
-        sum_ap += ap[valid].sum()
-        sum_inp += inp[valid].sum()
-        num_valid += int(valid.sum())
-
-    num_skipped = num_q - num_valid
-    if num_valid == 0:
-        raise ValueError(
-            f"none of the {num_q} queries has a valid positive in the gallery under protocol "
-            f"{protocol!r}; check that q_pids and g_pids use the same identity labels"
-        )
-    if num_skipped:
-        logger.info("%d of %d queries have no valid positive and are skipped", num_skipped, num_q)
-    cmc = hits_at_rank.cpu().to(torch.float64) / num_valid
-    return RankResult(
-        cmc=tuple(float(v) for v in cmc),
-        mAP=float(sum_ap.cpu()) / num_valid,
-        mINP=float(sum_inp.cpu()) / num_valid,
-        num_valid_queries=num_valid,
-        num_skipped_queries=num_skipped,
-        protocol=protocol,
-    )
+    inputs = _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol)
+    return _PROTOCOL_RANKERS[protocol](inputs)
 
 
 def query_gallery_distance(

@@ -44,9 +44,9 @@ from typing import Optional
 import torch
 
 from ._arrays import ArrayLike, as_labels
-from .losses import CollaborativeNeighborLearning, Direction
+from .losses import CollaborativeNeighborLearning
 from .memory import ClusterMemory, InstanceMemory
-from .modality import IR, MODALITIES, RGB
+from .modality import IR, MODALITIES, RGB, Direction
 from .recipe import OFFICIAL_SYSU, SDCLRecipe
 
 __all__ = ["SDCLObjective", "SDCLMemories", "SDCLLoss", "PART_NAMES", "OFFICIAL_PART_NAMES"]
@@ -360,8 +360,8 @@ class SDCLObjective:
                 i,
                 memories.instance_deep[query],
                 memories.instance_shallow[query],
-                memories.instance_deep[target],
-                memories.instance_shallow[target],
+                target_deep=memories.instance_deep[target],
+                target_shallow=memories.instance_shallow[target],
             )
             name = f"heterogeneous_{query}_to_{target}"
             weight_deep, weight_shallow = (

@@ -307,7 +307,7 @@ class PseudoLabeler:
             classes = {"rgb": num_rgb, "ir": num_ir}
         else:
             with timer.stage("cra"):
-                cra_result = self.cra._associate(d_rgb, s_rgb, d_ir, s_ir, ir_own)
+                cra_result = self.cra.associate_tensors(d_rgb, s_rgb, d_ir, s_ir, ir_own)
             rgb_labels, ir_labels = cast(torch.Tensor, cra_result.labels), ir_own  # tensor-level
             with timer.stage("centroids"):
                 all_labels = torch.cat([rgb_labels, ir_labels])

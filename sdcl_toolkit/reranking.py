@@ -56,9 +56,14 @@ logger = logging.getLogger(__name__)
 JACCARD_STAGES = ("knn", "reciprocal_expansion", "weights", "query_expansion", "jaccard")
 """Names of the stages timed by :func:`jaccard_distance` (``timings=`` argument)."""
 
+# Memory budgets: each bounds the size of one chunk's temporaries, not the result.
 _ROW_CHUNK = 4096  # rows per chunk for the neighbour-set stages
 _TRIPLE_BUDGET = 6_000_000  # (i, l, j) contributions materialised at once in step 6
+_TRIPLE_CHUNK_MAX_ROWS = 8192  # rows per step-6 chunk, however sparse they are
 _ACC_BUDGET = 24_000_000  # floats of one chunk's dense accumulator
+_PAIR_GATHER_BUDGET = 1 << 24  # floats of gathered feature rows per block of pair dot products
+_DISTANCE_ROWS_BUDGET = 1 << 24  # floats of one block of dense distance rows (re-ranking)
+_PAIR_DISTANCE_BUDGET = 1 << 22  # floats of gathered feature rows per block of pair distances
 
 
 # ----------------------------------------------------------------------------- validation
@@ -156,7 +161,7 @@ def _row_softmax(rows: torch.Tensor, logits: torch.Tensor, num_rows: int) -> tor
 def _pair_dots(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``x[rows[t]] . x[cols[t]]`` for every pair ``t`` (chunked gathers)."""
     out = torch.empty(rows.numel(), dtype=x.dtype, device=x.device)
-    step = max(1, (1 << 24) // max(1, x.shape[1]))
+    step = max(1, _PAIR_GATHER_BUDGET // max(1, x.shape[1]))
     for start in range(0, rows.numel(), step):
         stop = min(start + step, rows.numel())
         out[start:stop] = (x[rows[start:stop]] * x[cols[start:stop]]).sum(1)
@@ -262,7 +267,7 @@ def _min_sums_upper(
     while start < total_rows:
         base = int(budget_cut[start - 1]) if start else 0
         stop = int(torch.searchsorted(budget_cut, base + _TRIPLE_BUDGET, right=True))
-        stop = min(max(stop, start + 1), total_rows, start + 8192)
+        stop = min(max(stop, start + 1), total_rows, start + _TRIPLE_CHUNK_MAX_ROWS)
         chunk_rows = order[start:stop]
         start = stop
         b = chunk_rows.numel()
@@ -503,7 +508,7 @@ class _FeatureDistances:
             self.col_max[start:stop] = self._squared(start, stop).amax(1)
 
     def _step(self) -> int:
-        return max(1, (1 << 24) // self.total)
+        return max(1, _DISTANCE_ROWS_BUDGET // self.total)
 
     def _squared(self, start: int, stop: int) -> torch.Tensor:
         d = self.sq[start:stop, None] + self.sq[None, :] - 2 * (self.x[start:stop] @ self.x.T)
@@ -514,7 +519,7 @@ class _FeatureDistances:
 
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         out = torch.empty(rows.numel(), dtype=torch.float32, device=rows.device)
-        step = max(1, (1 << 22) // max(1, self.x.shape[1]))
+        step = max(1, _PAIR_DISTANCE_BUDGET // max(1, self.x.shape[1]))
         for start in range(0, rows.numel(), step):
             r, c = rows[start : start + step], cols[start : start + step]
             d = self.sq[r] + self.sq[c] - 2 * (self.x[r] * self.x[c]).sum(1)
@@ -527,7 +532,7 @@ def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
     device = dist.device
     width = min(k1 + 1, total)
     rank = torch.empty(total, width, dtype=torch.int64, device=device)
-    step = max(1, (1 << 24) // total)
+    step = max(1, _DISTANCE_ROWS_BUDGET // total)
     for start in range(0, total, step):
         stop = min(start + step, total)
         rank[start:stop] = _smallest_with_index_ties(dist.rows(start, stop), width)

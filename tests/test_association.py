@@ -1,5 +1,6 @@
 """Collaborative Ranking Association: fidelity, invariants, bad input."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def test_alias():
 
 
 def test_matches_official_fixture_exactly(fx):
-    result = CRA(topk=20, smooth_k=5)(*args(fx), return_details=True)
+    result = CRA(topk=20, smooth_k=5).associate(*args(fx))
     assert isinstance(result, CRAResult)
     np.testing.assert_array_equal(result.ranking_labels, fx["ranking_labels"])
     np.testing.assert_array_equal(result.labels, fx["cra_labels"])
@@ -44,7 +45,7 @@ def test_plain_call_returns_labels(fx):
 
 def test_torch_in_torch_out(fx):
     tensors = [torch.from_numpy(a) for a in args(fx)]
-    result = CRA()(*tensors, return_details=True)
+    result = CRA().associate(*tensors)
     assert isinstance(result.labels, torch.Tensor)
     np.testing.assert_array_equal(result.labels.numpy(), fx["cra_labels"])
     np.testing.assert_array_equal(result.ranking_labels.numpy(), fx["ranking_labels"])
@@ -58,7 +59,7 @@ def test_bfloat16_inputs_are_accepted(fx):
 
 
 def test_votes_are_the_winning_counts(fx):
-    result = CRA()(*args(fx), return_details=True)
+    result = CRA().associate(*args(fx))
     assert ((result.votes >= 1) & (result.votes <= 20)).all()
     # recompute the count of one sample by hand
     deep = fx["deep_rgb"] / np.linalg.norm(fx["deep_rgb"], axis=1, keepdims=True)
@@ -193,3 +194,33 @@ def test_nan_and_mixed_types(fx):
     a[4][0] = -3
     with pytest.raises(ValueError, match=">= -1"):
         CRA()(*a)
+
+
+def test_associate_returns_the_result_and_call_the_labels(fx):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = CRA().associate(*args(fx))
+        labels = CRA()(*args(fx))
+    assert isinstance(result, CRAResult)
+    np.testing.assert_array_equal(result.labels, labels)
+
+
+def test_deprecated_return_details_still_works_and_warns(fx):
+    with pytest.warns(DeprecationWarning, match="associate") as record:
+        result = CRA()(*args(fx), return_details=True)
+    assert record[0].filename == __file__
+    assert isinstance(result, CRAResult)
+    np.testing.assert_array_equal(result.labels, fx["cra_labels"])
+    np.testing.assert_array_equal(result.ranking_labels, fx["ranking_labels"])
+
+
+def test_associate_tensors_matches_associate(fx):
+    tensors = [torch.from_numpy(a) for a in args(fx)]
+    features, labels = [t.float() for t in tensors[:4]], tensors[4].long()
+    direct = CRA().associate_tensors(*features, labels)
+    np.testing.assert_array_equal(direct.labels.numpy(), fx["cra_labels"])
+    np.testing.assert_array_equal(direct.votes.numpy(), CRA().associate(*tensors).votes.numpy())
+    with pytest.raises(ValueError, match="tgt_labels has shape"):
+        CRA().associate_tensors(*features, labels[:-1])
+    with pytest.raises(ValueError, match="same samples"):
+        CRA().associate_tensors(features[0][:-1], *features[1:], labels)

@@ -62,7 +62,7 @@ def build_memories():
     memories = {
         "mean": ClusterMemory.from_centroids(state["centroids"], momentum=0.2, mode="mean"),
         "hard": ClusterMemory.from_centroids(state["centroids"], momentum=0.2, mode="hard"),
-        "instance": InstanceMemory(NUM_SAMPLES, WIDTH, momentum=0.9),
+        "instance": InstanceMemory(num_samples=NUM_SAMPLES, num_features=WIDTH, momentum=0.9),
         # a deep/shallow pair advanced together by update_many
         "pair_deep": ClusterMemory.from_centroids(state["centroids"], momentum=0.2),
         "pair_shallow": ClusterMemory.from_centroids(state["centroids"].flip(0), momentum=0.2),

@@ -4,6 +4,7 @@ SPEC section 7, shallow-deep contrast, official weights/schedule and bad input."
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from sdcl_toolkit.losses import (
     CollaborativeNeighborLearning,
     Direction,
     NeighborLoss,
+    NeighborLossResult,
     SDCLLossWeights,
     ShallowDeepContrast,
+    ShallowDeepContrastResult,
     ShallowDeepLoss,
     heterogeneous_direction,
 )
@@ -37,7 +40,7 @@ def cnl_fixture():
 
 def exact_memory(bank):
     """An InstanceMemory holding ``bank`` exactly (no renormalisation)."""
-    memory = InstanceMemory(*bank.shape)
+    memory = InstanceMemory(num_samples=bank.shape[0], num_features=bank.shape[1])
     memory.bank.copy_(torch.as_tensor(bank))
     return memory
 
@@ -115,8 +118,8 @@ def test_heterogeneous_losses_and_mask_match_official(cnl_fixture, banks):
         cnl_fixture["indices"],  # numpy indices are accepted
         banks["src_deep"],
         banks["src_shallow"],
-        banks["tgt_deep"],
-        banks["tgt_shallow"],
+        target_deep=banks["tgt_deep"],
+        target_shallow=banks["tgt_shallow"],
     )
     np.testing.assert_allclose(
         result.deep.item(), float(cnl_fixture["heterogeneous_deep"]), rtol=RTOL
@@ -168,9 +171,10 @@ def test_matches_literal_reference(batch, query_rows, target_rows, homogeneous, 
     deep, shallow = torch.randn(batch, 8, generator=g) * 3, torch.randn(batch, 6, generator=g)
     indices = torch.randint(0, query_rows, (batch,), generator=g)
     memories = [exact_memory(qd), exact_memory(qs)]
+    targets = {}
     if not homogeneous:
-        memories += [exact_memory(td), exact_memory(ts)]
-    result = CNL(threshold=threshold)(deep, shallow, indices, *memories)
+        targets = {"target_deep": exact_memory(td), "target_shallow": exact_memory(ts)}
+    result = CNL(threshold=threshold)(deep, shallow, indices, *memories, **targets)
     ref_d, ref_s, ref_mask = reference_cnl(deep, shallow, indices, qd, qs, td, ts, threshold)
     assert torch.equal(result.mask, ref_mask)
     torch.testing.assert_close(result.deep, ref_d, rtol=1e-5, atol=1e-6)
@@ -202,7 +206,15 @@ def test_explicit_same_targets_equal_homogeneous(cnl_fixture, banks):
     deep, shallow = online(cnl_fixture)
     idx = torch.from_numpy(cnl_fixture["indices"])
     hom = CNL()(deep, shallow, idx, banks["src_deep"], banks["src_shallow"])
-    explicit = CNL()(deep, shallow, idx, *(banks[k] for k in ("src_deep", "src_shallow") * 2))
+    explicit = CNL()(
+        deep,
+        shallow,
+        idx,
+        banks["src_deep"],
+        banks["src_shallow"],
+        target_deep=banks["src_deep"],
+        target_shallow=banks["src_shallow"],
+    )
     assert torch.equal(hom.deep, explicit.deep) and torch.equal(hom.mask, explicit.mask)
 
 
@@ -218,7 +230,7 @@ def test_no_gradient_reaches_memories_and_autocast_is_float32(cnl_fixture, banks
 
 
 def test_weighted():
-    loss = NeighborLoss(
+    loss = NeighborLossResult(
         torch.tensor(2.0), torch.tensor(4.0), torch.ones(1, 1, dtype=torch.bool), torch.tensor([2])
     )
     assert loss.weighted(0.1, 0.05).item() == pytest.approx(0.4)
@@ -241,7 +253,7 @@ def test_shallow_deep_contrast_is_weighted_sum_of_memory_losses(lam):
     labels = torch.arange(10) % 5
     sdc = ShallowDeepContrast(lambda_shallow=lam)
     result = sdc(deep, shallow, labels, deep_memory, shallow_memory)
-    assert isinstance(result, ShallowDeepLoss)
+    assert isinstance(result, ShallowDeepContrastResult)
     torch.testing.assert_close(result.deep, deep_memory(deep, labels))
     torch.testing.assert_close(result.shallow, shallow_memory(shallow, labels))
     torch.testing.assert_close(result.total, result.deep + lam * result.shallow)
@@ -249,7 +261,12 @@ def test_shallow_deep_contrast_is_weighted_sum_of_memory_losses(lam):
 
 def test_shallow_deep_contrast_matches_official_memory_loss(tmp_path):
     data = np.load(FIXTURES / "memory.npz")
-    memory = ClusterMemory(32, 10, temp=float(data["temp"]), momentum=float(data["momentum"]))
+    memory = ClusterMemory(
+        num_clusters=10,
+        num_features=32,
+        temp=float(data["temp"]),
+        momentum=float(data["momentum"]),
+    )
     memory.centroids.copy_(torch.from_numpy(data["centroids"]))
     inputs = torch.from_numpy(data["inputs"])
     labels = torch.from_numpy(data["targets"])
@@ -291,7 +308,13 @@ def test_shallow_deep_errors():
             ClusterMemory.from_centroids(torch.randn(4, 6)),
         )
     with pytest.raises(TypeError, match="ClusterMemory"):
-        sdc(torch.randn(3, 8), torch.randn(3, 6), labels, deep_memory, InstanceMemory(4, 6))
+        sdc(
+            torch.randn(3, 8),
+            torch.randn(3, 6),
+            labels,
+            deep_memory,
+            InstanceMemory(num_samples=4, num_features=6),
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -347,14 +370,14 @@ def test_combine_reproduces_official_total(stage, direction):
     )
 
     contrast = [
-        ShallowDeepLoss(loss_ir + loss_ir_s, loss_ir, loss_ir_s),
-        ShallowDeepLoss(loss_rgb + loss_rgb_s, loss_rgb, loss_rgb_s),
+        ShallowDeepContrastResult(loss_ir + loss_ir_s, loss_ir, loss_ir_s),
+        ShallowDeepContrastResult(loss_rgb + loss_rgb_s, loss_rgb, loss_rgb_s),
     ]
     homogeneous = [
-        NeighborLoss(ir_ir, ir_ir_s, m, m.sum(1)),
-        NeighborLoss(rgb_rgb, rgb_rgb_s, m, m.sum(1)),
+        NeighborLossResult(ir_ir, ir_ir_s, m, m.sum(1)),
+        NeighborLossResult(rgb_rgb, rgb_rgb_s, m, m.sum(1)),
     ]
-    heterogeneous = NeighborLoss(het_d, het_s, m, m.sum(1))
+    heterogeneous = NeighborLossResult(het_d, het_s, m, m.sum(1))
     total = SDCLLossWeights.official(stage).combine(contrast, homogeneous, heterogeneous, direction)
     torch.testing.assert_close(total, official)
     without = SDCLLossWeights.official(stage).combine(contrast, homogeneous)
@@ -376,7 +399,7 @@ def test_cnl_errors(banks):
     with pytest.raises(ValueError, match=r"\[0, 300\).*\[300\]"):
         cnl(deep, shallow, torch.tensor([0, 1, 300]), qd, qs)
     with pytest.raises(ValueError, match=r"\[-1\]"):
-        cnl(deep, shallow, torch.tensor([0, -1, 2]), qd, qs, td, ts)
+        cnl(deep, shallow, torch.tensor([0, -1, 2]), qd, qs, target_deep=td, target_shallow=ts)
     with pytest.raises(ValueError, match="length 2, expected 3"):
         cnl(deep, shallow, torch.tensor([0, 1]), qd, qs)
     with pytest.raises(ValueError, match="width 32.*64-d"):
@@ -390,13 +413,27 @@ def test_cnl_errors(banks):
     with pytest.raises(ValueError, match="3 rows but shallow_features has 2"):
         cnl(deep, torch.randn(2, 64), torch.tensor([0, 1, 2]), qd, qs)
     with pytest.raises(ValueError, match="both target_deep and target_shallow"):
-        cnl(deep, shallow, torch.tensor([0, 1, 2]), qd, qs, td)
+        cnl(deep, shallow, torch.tensor([0, 1, 2]), qd, qs, target_deep=td)
     with pytest.raises(ValueError, match="query_deep has 300 rows but query_shallow has 200"):
-        cnl(deep, shallow, torch.tensor([0, 1, 2]), qd, ts, td, ts)
+        cnl(deep, shallow, torch.tensor([0, 1, 2]), qd, ts, target_deep=td, target_shallow=ts)
     with pytest.raises(ValueError, match="query_deep has width 64 but target_deep has width 16"):
-        cnl(deep, shallow, torch.tensor([0, 1, 2]), qd, qs, InstanceMemory(200, 16), ts)
+        cnl(
+            deep,
+            shallow,
+            torch.tensor([0, 1, 2]),
+            qd,
+            qs,
+            target_deep=InstanceMemory(num_samples=200, num_features=16),
+            target_shallow=ts,
+        )
     with pytest.raises(TypeError, match="InstanceMemory"):
-        cnl(deep, shallow, torch.tensor([0, 1, 2]), ClusterMemory(64, 300), qs)
+        cnl(
+            deep,
+            shallow,
+            torch.tensor([0, 1, 2]),
+            ClusterMemory(num_clusters=300, num_features=64),
+            qs,
+        )
     with pytest.raises(ValueError, match="temp"):
         CNL(temp=0.0)
 
@@ -410,3 +447,44 @@ def test_updating_a_memory_before_backward_is_refused_by_autograd():
     bank.update(deep.detach(), torch.tensor([1, 2, 3, 4]))
     with pytest.raises(RuntimeError, match="inplace"):
         result.deep.backward()
+
+
+# --------------------------------------------------------------------------------------
+# deprecated forms (removed in the next version)
+# --------------------------------------------------------------------------------------
+def test_result_type_aliases_are_the_renamed_classes():
+    assert ShallowDeepLoss is ShallowDeepContrastResult
+    assert NeighborLoss is NeighborLossResult
+    import sdcl_toolkit
+
+    assert sdcl_toolkit.ShallowDeepLoss is ShallowDeepContrastResult
+    assert sdcl_toolkit.NeighborLoss is NeighborLossResult
+
+
+def test_positional_cnl_targets_still_work_and_warn(cnl_fixture, banks):
+    deep, shallow = online(cnl_fixture)
+    memories = (banks["src_deep"], banks["src_shallow"])
+    idx = cnl_fixture["indices"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = CNL()(
+            deep,
+            shallow,
+            idx,
+            *memories,
+            target_deep=banks["tgt_deep"],
+            target_shallow=banks["tgt_shallow"],
+        )
+        homogeneous = CNL()(deep, shallow, idx, *memories)  # no targets: no warning
+    assert homogeneous.mask.shape[1] == banks["src_deep"].num_samples
+    with pytest.warns(DeprecationWarning, match="target_deep=.*target_shallow=") as record:
+        old = CNL()(deep, shallow, idx, *memories, banks["tgt_deep"], banks["tgt_shallow"])
+    assert record[0].filename == __file__  # attributed to the caller, not to torch
+    torch.testing.assert_close(old.deep, expected.deep)
+    torch.testing.assert_close(old.shallow, expected.shallow)
+    assert torch.equal(old.mask, expected.mask)
+    with pytest.raises(ValueError, match="both target_deep and target_shallow"):
+        with pytest.warns(DeprecationWarning):
+            CNL()(deep, shallow, idx, *memories, banks["tgt_deep"])
+    with pytest.raises(TypeError, match="multiple values"):
+        CNL()(deep, shallow, idx, *memories, banks["tgt_deep"], target_deep=banks["tgt_deep"])

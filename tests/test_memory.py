@@ -3,6 +3,7 @@ reference, invariants, device/dtype handling and bad input."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,8 @@ def memory_fixture():
 def fixture_memory(data, mode):
     """A ClusterMemory holding the fixture's centroids exactly (no renormalisation)."""
     memory = ClusterMemory(
-        data["centroids"].shape[1],
-        data["centroids"].shape[0],
+        num_clusters=data["centroids"].shape[0],
+        num_features=data["centroids"].shape[1],
         temp=float(data["temp"]),
         momentum=float(data["momentum"]),
         mode=mode,
@@ -107,8 +108,11 @@ def test_fixture_modes_differ(memory_fixture):
 def test_instance_update_matches_official(memory_fixture):
     indices = memory_fixture["instance_indices"]
     assert len(set(indices.tolist())) < len(indices)  # the fixture holds repeats
+    num_samples, num_features = memory_fixture["instance_bank"].shape
     memory = InstanceMemory(
-        *memory_fixture["instance_bank"].shape, momentum=float(memory_fixture["instance_momentum"])
+        num_samples=num_samples,
+        num_features=num_features,
+        momentum=float(memory_fixture["instance_momentum"]),
     )
     memory.bank.copy_(torch.from_numpy(memory_fixture["instance_bank"]))
     memory.update(torch.from_numpy(memory_fixture["instance_inputs"]), torch.from_numpy(indices))
@@ -162,13 +166,13 @@ def test_instance_from_features_normalises_rows():
 def test_state_dict_round_trips():
     source = ClusterMemory.from_centroids(torch.randn(5, 6))
     source.update(torch.randn(9, 6), torch.tensor([0, 1, 1, 4, 4, 4, 2, 3, 0]))
-    target = ClusterMemory(6, 5)
+    target = ClusterMemory(num_clusters=5, num_features=6)
     target.load_state_dict(source.state_dict())
     assert torch.equal(target.centroids, source.centroids)
     assert list(source.state_dict()) == ["centroids"]
 
     bank = InstanceMemory.from_features(torch.randn(10, 3))
-    copy = InstanceMemory(10, 3)
+    copy = InstanceMemory(num_samples=10, num_features=3)
     copy.load_state_dict(bank.state_dict())
     assert torch.equal(copy.bank, bank.bank)
 
@@ -262,7 +266,7 @@ def test_instance_update_equals_sequential_reference(batch, num_samples, momentu
     bank = random_unit(num_samples, 6, seed)
     features = torch.randn(batch, 6, generator=g) * 3
     indices = torch.randint(0, num_samples, (batch,), generator=g)
-    memory = InstanceMemory(num_samples, 6, momentum=momentum)
+    memory = InstanceMemory(num_samples=num_samples, num_features=6, momentum=momentum)
     memory.bank.copy_(bank)
     memory.update(features, indices)
     reference = reference_instance_update(bank, features, indices, momentum)
@@ -408,13 +412,17 @@ def test_instance_memory_errors():
 
 def test_constructor_errors():
     with pytest.raises(ValueError, match="mode"):
-        ClusterMemory(4, 3, mode="median")
+        ClusterMemory(num_clusters=3, num_features=4, mode="median")
     with pytest.raises(ValueError, match="num_clusters"):
-        ClusterMemory(4, 0)
+        ClusterMemory(num_clusters=0, num_features=4)
     with pytest.raises(ValueError, match="temp"):
-        ClusterMemory(4, 3, temp=0.0)
+        ClusterMemory(num_clusters=3, num_features=4, temp=0.0)
     with pytest.raises(ValueError, match="momentum"):
-        InstanceMemory(4, 3, momentum=-0.1)
+        InstanceMemory(num_samples=4, num_features=3, momentum=-0.1)
+    with pytest.raises(TypeError, match="num_features"):
+        ClusterMemory(num_clusters=3)
+    with pytest.raises(TypeError, match="num_samples"):
+        InstanceMemory(num_features=3)
     with pytest.raises(ValueError, match="NaN or inf"):
         ClusterMemory.from_centroids(torch.tensor([[float("inf"), 0.0]]))
 
@@ -422,7 +430,7 @@ def test_constructor_errors():
 def test_exactly_zero_intermediate_row_stays_finite():
     # mu * M + (1 - mu) * x == 0 exactly: the official code divides 0 by 0 (NaN); here the
     # norm is clamped as in F.normalize, the row passes through zero and continues
-    memory = InstanceMemory(3, 2, momentum=0.5)
+    memory = InstanceMemory(num_samples=3, num_features=2, momentum=0.5)
     memory.bank.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
     features = torch.tensor([[-1.0, 0.0], [0.0, 3.0], [0.0, 0.0], [0.0, 2.0]])
     memory.update(features, torch.tensor([0, 0, 2, 1]))
@@ -485,7 +493,9 @@ def test_update_many_errors():
     with pytest.raises(ValueError, match="2 memories but 1 feature"):
         ClusterMemory.update_many([a, b], [torch.randn(3, 6)], labels)
     with pytest.raises(ValueError, match="share num_clusters"):
-        ClusterMemory.update_many([a, ClusterMemory(6, 5)], [torch.randn(3, 6)] * 2, labels)
+        ClusterMemory.update_many(
+            [a, ClusterMemory(num_clusters=5, num_features=6)], [torch.randn(3, 6)] * 2, labels
+        )
     with pytest.raises(ValueError, match="features\\[1\\] has 2 rows"):
         ClusterMemory.update_many([a, b], [torch.randn(3, 6), torch.randn(2, 6)], labels)
     with pytest.raises(ValueError, match="features\\[1\\] has feature width 5"):
@@ -499,3 +509,44 @@ def test_update_many_errors():
         bad = torch.full((3, 6), float("nan"))
         ClusterMemory.update_many([a, b], [torch.randn(3, 6), bad], labels)
     assert torch.equal(a.centroids, before)
+
+
+# --------------------------------------------------------------------------------------
+# deprecated positional constructors (removed in the next version)
+# --------------------------------------------------------------------------------------
+def test_keyword_constructors_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cluster = ClusterMemory(num_clusters=5, num_features=6, temp=0.1, momentum=0.2)
+        instance = InstanceMemory(num_samples=10, num_features=3, momentum=0.5)
+    assert cluster.centroids.shape == (5, 6) and cluster.temp == 0.1
+    assert instance.bank.shape == (10, 3) and instance.momentum == 0.5
+
+
+def test_deprecated_positional_cluster_memory_still_works_and_warns():
+    with pytest.warns(
+        DeprecationWarning, match=r"num_clusters=\.\.\., num_features=\.\.\."
+    ) as record:
+        memory = ClusterMemory(6, 5, 0.1, 0.2, "hard")
+    assert record[0].filename == __file__  # attributed to the caller
+    assert (memory.num_features, memory.num_clusters) == (6, 5)
+    assert memory.centroids.shape == (5, 6)
+    assert (memory.temp, memory.momentum, memory.mode) == (0.1, 0.2, "hard")
+    with pytest.warns(DeprecationWarning):
+        mixed = ClusterMemory(6, num_clusters=5, momentum=0.3)
+    assert mixed.centroids.shape == (5, 6) and mixed.momentum == 0.3
+    with pytest.raises(TypeError, match="multiple values"):
+        ClusterMemory(6, 5, num_clusters=5)
+    with pytest.raises(TypeError, match="at most 5"):
+        ClusterMemory(6, 5, 0.1, 0.2, "mean", 1)
+
+
+def test_deprecated_positional_instance_memory_still_works_and_warns():
+    with pytest.warns(
+        DeprecationWarning, match=r"num_samples=\.\.\., num_features=\.\.\."
+    ) as record:
+        memory = InstanceMemory(10, 3, 0.5)
+    assert record[0].filename == __file__
+    assert memory.bank.shape == (10, 3) and memory.momentum == 0.5
+    with pytest.raises(TypeError, match="multiple values"):
+        InstanceMemory(10, 3, num_features=3)

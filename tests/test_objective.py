@@ -46,14 +46,19 @@ def steps():
 
 def _cluster(centroids: np.ndarray, recipe: SDCLRecipe, momentum: float) -> ClusterMemory:
     memory = ClusterMemory(
-        centroids.shape[1], centroids.shape[0], temp=recipe.temp, momentum=momentum
+        num_clusters=centroids.shape[0],
+        num_features=centroids.shape[1],
+        temp=recipe.temp,
+        momentum=momentum,
     )
     memory.centroids = torch.from_numpy(centroids.copy())  # exactly the official rows
     return memory
 
 
 def _instance(bank: np.ndarray, recipe: SDCLRecipe) -> InstanceMemory:
-    memory = InstanceMemory(*bank.shape, momentum=recipe.instance_momentum)
+    memory = InstanceMemory(
+        num_samples=bank.shape[0], num_features=bank.shape[1], momentum=recipe.instance_momentum
+    )
     memory.bank = torch.from_numpy(bank.copy())
     return memory
 

@@ -132,3 +132,46 @@ def test_bad_inputs(feats):
     noise = np.random.default_rng(0).normal(size=(40, 32)).astype(np.float32)
     with pytest.raises(ValueError, match="DBSCAN found no cluster"):
         PseudoLabeler(eps=0.05)(noise, noise, d_ir, s_ir)
+
+
+# --------------------------------------------------------------------------------------
+# test features (engine.features): extract_test_features and the deprecated normalized=True
+# --------------------------------------------------------------------------------------
+def _tiny_images(tmp_path):
+    from PIL import Image
+
+    from sdcl_toolkit.data.records import ImageRecord
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(5):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (16, 8, 3), dtype=np.uint8)).save(path)
+        records.append(ImageRecord(str(path), i, 1, "rgb"))
+    return records
+
+
+def _branches(images, modality):
+    # a stand-in backbone with 3-d deep and shallow features (not flip-invariant)
+    return images.mean(dim=(2, 3)) + images[..., 0].mean(-1)[:, :3], images.amax(dim=(2, 3))
+
+
+def test_extract_test_features_is_normalized_concatenation(tmp_path):
+    import warnings
+
+    from sdcl_toolkit.data.transforms import test_transform
+    from sdcl_toolkit.engine.features import extract_features, extract_test_features
+
+    records, model = _tiny_images(tmp_path), torch.nn.Identity()
+    kwargs = dict(device=torch.device("cpu"), num_workers=0, forward=_branches, batch_size=2)
+    transform = test_transform(16, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        test = extract_test_features(model, records, "rgb", transform, **kwargs)
+        deep, shallow = extract_features(model, records, "rgb", transform, **kwargs)
+    assert test.shape == (5, 6)
+    torch.testing.assert_close(test, torch.nn.functional.normalize(torch.cat([deep, shallow], 1)))
+    with pytest.warns(DeprecationWarning, match="extract_test_features") as record:
+        old, empty = extract_features(model, records, "rgb", transform, normalized=True, **kwargs)
+    assert record[0].filename == __file__
+    assert torch.equal(old, test) and empty.numel() == 0

@@ -171,9 +171,9 @@ def test_component_defaults_are_the_recipes():
     r = OFFICIAL_SYSU
     cnl = CNL()
     assert (cnl.threshold, cnl.temp) == (r.cnl_threshold, r.cnl_temp)
-    memory = ClusterMemory(4, 3)
+    memory = ClusterMemory(num_clusters=3, num_features=4)
     assert (memory.temp, memory.momentum, memory.mode) == (r.temp, r.memory_momentum, r.memory_mode)
-    assert InstanceMemory(3, 4).momentum == r.instance_momentum
+    assert InstanceMemory(num_samples=3, num_features=4).momentum == r.instance_momentum
     cra = CRA()
     assert (cra.topk, cra.smooth_k) == (r.cra_topk, r.cra_smooth_k)
     assert ShallowDeepContrast().lambda_shallow == r.lambda_shallow

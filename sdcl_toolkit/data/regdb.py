@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from ..modality import DIRECTION_NAMES, parse_direction
 from .records import IR, RGB, ImageRecord
 from .sysu_mm01 import DatasetLayoutError
 
@@ -48,12 +49,12 @@ REGDB_TRIALS = tuple(range(1, 11))
 REGDB_VISIBLE_CAMERA = 1
 REGDB_THERMAL_CAMERA = 2
 REGDB_DIRECTIONS: dict[str, tuple[str, str]] = {
-    "visible_to_thermal": (RGB, IR),
-    "thermal_to_visible": (IR, RGB),
-    "v2t": (RGB, IR),
-    "t2v": (IR, RGB),
+    name: (d.query, d.target)
+    for name, d in ((n, parse_direction(n)) for n in DIRECTION_NAMES)
+    if name in ("visible_to_thermal", "thermal_to_visible", "v2t", "t2v")
 }
-"""Search directions: name -> (query modality, gallery modality)."""
+"""Search directions: name -> (query modality, gallery modality); the names are those of
+:func:`sdcl_toolkit.modality.parse_direction`, which also accepts ``"rgb_to_ir"`` etc."""
 
 _MISSING_SHOWN = 10
 
@@ -184,11 +185,12 @@ class RegDB:
 
 def _direction(direction: str) -> tuple[str, str]:
     try:
-        return REGDB_DIRECTIONS[direction]
-    except (KeyError, TypeError):
+        parsed = parse_direction(direction)
+    except (ValueError, TypeError):
         raise ValueError(
             f"direction must be one of {sorted(REGDB_DIRECTIONS)}, got {direction!r}"
         ) from None
+    return parsed.query, parsed.target
 
 
 def _modalities(modality: Optional[str], allow_none: bool = True) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from .builders import build_model, build_optimizer, build_scheduler, resolve_dev
 from .checkpoint import CheckpointLoadError, load_checkpoint, save_checkpoint
 from .config import TrainConfig, build_parser, parse_config, sysu_config_from_argv
 from .evaluation import EvaluationResult, evaluate_regdb, evaluate_sysu, format_results
-from .features import extract_features
+from .features import extract_features, extract_test_features
 from .trainer import MixedForward, SDCLTrainer, before_after_summary, run, setup_distributed
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "evaluate_sysu",
     "format_results",
     "extract_features",
+    "extract_test_features",
     "SDCLTrainer",
     "MixedForward",
     "before_after_summary",

@@ -21,7 +21,7 @@ import torch
 
 from ..data.records import IR, RGB, ImageRecord
 from ..metrics import RankResult, evaluate_rank, mean_rank_results, query_gallery_distance
-from .features import extract_features
+from .features import extract_test_features
 
 __all__ = ["EvaluationResult", "evaluate_sysu", "evaluate_regdb", "format_results"]
 
@@ -47,12 +47,11 @@ def _features_by_path(
 ) -> dict[str, torch.Tensor]:
     unique = list(dict.fromkeys(r.path for r in records))
     by_path = {r.path: r for r in records}
-    feats, _ = extract_features(
+    feats = extract_test_features(
         model,
         [by_path[p] for p in unique],
         modality,
         transform,
-        normalized=True,
         flip=True,
         **kwargs,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Optional, cast
 
@@ -16,7 +17,13 @@ from ..distributed import all_gather_cat, get_rank, get_world_size
 if TYPE_CHECKING:
     from ..models.shallow_deep import ShallowDeepViT
 
-__all__ = ["extract_features", "shard_bounds", "autocast_context", "BranchForward"]
+__all__ = [
+    "extract_features",
+    "extract_test_features",
+    "shard_bounds",
+    "autocast_context",
+    "BranchForward",
+]
 
 
 def shard_bounds(total: int, rank: int, world: int) -> tuple[int, int]:
@@ -37,7 +44,6 @@ BranchForward = Callable[[torch.Tensor, str], tuple[torch.Tensor, torch.Tensor]]
 """``forward(images [B, 3, H, W], modality) -> (deep [B, D], shallow [B, D])``."""
 
 
-@torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
     records: Sequence[ImageRecord],
@@ -66,13 +72,92 @@ def extract_features(
     records, modality: the images and their modality (``"rgb"``/``"ir"``).
     transform: the test transform (resize + normalise).
     flip: average with the horizontally flipped image (``(f(x) + f(flip(x))) / 2``).
-    normalized: return the L2-normalised test feature ``L2norm([deep; shallow])`` as ``deep``
-        (and an empty ``shallow``) instead of the raw branch features.
+    normalized: deprecated (removed in the next version), use
+        :func:`extract_test_features`. ``True`` still returns the L2-normalised test feature
+        ``L2norm([deep; shallow])`` in the ``deep`` slot (and an empty ``shallow``), with a
+        ``DeprecationWarning``.
     amp: bfloat16 autocast.
     progress: optional ``tqdm``-like wrapper for the batch iterator.
     forward: ``forward(images, modality) -> (deep, shallow)`` for a backbone of your own
         (default: ``model.extract_branches``).
     """
+    if normalized:
+        warnings.warn(
+            "extract_features(normalized=True) is deprecated and will be removed in the next "
+            "version; use extract_test_features(...), which returns the [N, 2D] test feature",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    return _extract(
+        model,
+        records,
+        modality,
+        transform,
+        device=device,
+        batch_size=batch_size,
+        flip=flip,
+        normalized=normalized,
+        amp=amp,
+        num_workers=num_workers,
+        progress=progress,
+        forward=forward,
+    )
+
+
+def extract_test_features(
+    model: torch.nn.Module,
+    records: Sequence[ImageRecord],
+    modality: str,
+    transform: Callable,
+    *,
+    device: torch.device,
+    batch_size: int = 128,
+    flip: bool = True,
+    amp: bool = False,
+    num_workers: Optional[int] = None,
+    progress: Optional[Callable] = None,
+    forward: Optional[BranchForward] = None,
+) -> torch.Tensor:
+    """Test features ``L2norm([deep; shallow])`` of every record, in record order.
+
+    The retrieval feature of SDCL: the deep and shallow branch features (flip-averaged when
+    ``flip``) concatenated and L2-normalised, as a ``[N, 2D]`` float32 CPU tensor, identical
+    on every rank. The arguments are those of :func:`extract_features`.
+    """
+    deep, _ = _extract(
+        model,
+        records,
+        modality,
+        transform,
+        device=device,
+        batch_size=batch_size,
+        flip=flip,
+        normalized=True,
+        amp=amp,
+        num_workers=num_workers,
+        progress=progress,
+        forward=forward,
+    )
+    return deep
+
+
+@torch.no_grad()
+def _extract(
+    model: torch.nn.Module,
+    records: Sequence[ImageRecord],
+    modality: str,
+    transform: Callable,
+    *,
+    device: torch.device,
+    batch_size: int,
+    flip: bool,
+    normalized: bool,
+    amp: bool,
+    num_workers: Optional[int],
+    progress: Optional[Callable],
+    forward: Optional[BranchForward],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`extract_features`; with ``normalized`` the test feature is in the first slot."""
     world, rank = get_world_size(), get_rank()
     start, stop = shard_bounds(len(records), rank, world)
     loader = make_test_loader(

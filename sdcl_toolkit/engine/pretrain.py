@@ -35,6 +35,11 @@ from .features import autocast_context
 
 __all__ = ["pretrain_on_identities"]
 
+# Standard deviation of the identity classifier's initial weights (bias starts at zero).
+_CLASSIFIER_INIT_STD = 0.01
+# The returned first_loss / last_loss are means over the first / last 1/N of the steps.
+_LOSS_SUMMARY_PARTS = 10
+
 
 def pretrain_on_identities(
     model: torch.nn.Module,
@@ -95,7 +100,9 @@ def pretrain_on_identities(
     generator = torch.Generator().manual_seed(seed)
     head = torch.nn.Linear(2 * feature_dim, len(pids)).to(device)
     with torch.no_grad():
-        head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 0.01)
+        head.weight.copy_(
+            torch.randn(head.weight.shape, generator=generator) * _CLASSIFIER_INIT_STD
+        )
         head.bias.zero_()
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -120,7 +127,7 @@ def pretrain_on_identities(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    tenth = max(1, len(losses) // 10)
+    tenth = max(1, len(losses) // _LOSS_SUMMARY_PARTS)
     return {
         "first_loss": float(np.mean(losses[:tenth])),
         "last_loss": float(np.mean(losses[-tenth:])),

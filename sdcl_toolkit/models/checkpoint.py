@@ -1,40 +1,39 @@
-"""Checkpoint loading for the ViT backbones (TransReID-SSL / official SDCL keys), as pure functions.
+"""Checkpoint loading for the ViT backbones (TransReID-SSL / official SDCL keys): the public entry.
 
-Pipeline (each step a function; :func:`load_pretrained` composes them)::
+:func:`load_pretrained` loads a path or a state dict into a :class:`~sdcl_toolkit.models.ViT`
+or a :class:`~sdcl_toolkit.models.ShallowDeepViT`. The generic state-dict functions
+(``read_checkpoint``, ``unwrap_state_dict``, ``normalize_state_dict``, ``resize_pos_embed``,
+``adapt_state_dict``, ``CheckpointReport``, ``CheckpointError``) live in
+:mod:`sdcl_toolkit.models.state_dict` (a leaf that imports no model class) and are re-exported
+here; the SDCL-specific key renames and the "full model or backbone only" decision live next
+to the model, in :func:`sdcl_toolkit.models.shallow_deep.checkpoint_filter_fn`.
 
-    read_checkpoint        path -> object (torch.load, weights_only by default)
-    unwrap_state_dict      descend into "model" / "state_dict" / "teacher" (in that order)
-    normalize_state_dict   strip leading "module." / "backbone."; drop heads
-                           ("head", "fc", "pre_logits", "dist*" at the top level)
-    adapt_state_dict       match keys and shapes against the model's state dict, resize
-                           pos_embed from the checkpoint grid (explicit, 16x8 by default)
-                           to the model grid, build a CheckpointReport; raise
-                           CheckpointError when too few backbone tensors match
-
-``pos_embed`` resizing keeps the class token and bilinearly interpolates the patch part
-``[1, gh*gw, D] -> [1, gh'*gw', D]`` on its 2-D grid (``align_corners=False``). The old
-grid is a parameter (``checkpoint_grid``), never guessed: ``vit_base_ics_cfs_lup.pth`` was
-trained at 256x128 with 16 px patches, i.e. 16x8; a 224x224 timm checkpoint is 14x14.
+Import graph: ``state_dict`` <- ``vit`` <- ``shallow_deep`` <- ``checkpoint`` (no cycle).
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import pickle
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, replace
-from typing import Any, Optional, Union
-
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..recipe import OFFICIAL_SYSU
-
-logger = logging.getLogger(__name__)
+from .shallow_deep import ShallowDeepViT, checkpoint_filter_fn
+from .state_dict import (  # HEAD_NAMES .. logger: re-exported, formerly defined here
+    DEFAULT_CHECKPOINT_GRID,
+    DEFAULT_MIN_LOADED_FRACTION,
+    HEAD_NAMES,  # noqa: F401
+    STRIPPED_PREFIXES,  # noqa: F401
+    WRAPPER_KEYS,  # noqa: F401
+    CheckpointError,
+    CheckpointReport,
+    Source,
+    adapt_state_dict,
+    load_into,
+    logger,  # noqa: F401
+    normalize_state_dict,
+    read_checkpoint,
+    resize_pos_embed,
+    unwrap_state_dict,
+)
+from .vit import ViT
 
 __all__ = [
     "DEFAULT_CHECKPOINT_GRID",
@@ -47,368 +46,6 @@ __all__ = [
     "adapt_state_dict",
     "load_pretrained",
 ]
-
-DEFAULT_CHECKPOINT_GRID: tuple[int, int] = OFFICIAL_SYSU.checkpoint_grid
-"""Token grid of ``vit_base_ics_cfs_lup.pth`` (256x128 images, 16 px patches)."""
-
-WRAPPER_KEYS = ("model", "state_dict", "teacher")
-STRIPPED_PREFIXES = ("module.", "backbone.")
-HEAD_NAMES = ("head", "heads", "fc", "pre_logits", "head_dist")
-DEFAULT_MIN_LOADED_FRACTION = 0.9
-
-# Official SDCL model (make_model.build_transformer) -> ShallowDeepViT names; longest first.
-_OFFICIAL_SDCL_RENAMES = (
-    ("base.patch_embed2.", "patch_embed2."),
-    ("base.", "vit."),
-    ("bottlenecks.", "shallow_neck."),
-    ("bottleneck.", "deep_neck."),
-)
-_FULL_MODEL_PREFIXES = ("vit.", "patch_embed2.", "b1.", "b2.", "deep_neck.", "shallow_neck.")
-
-Source = Union[str, "os.PathLike[str]", Mapping[str, Any]]
-
-
-class CheckpointError(ValueError):
-    """The checkpoint does not fit the model (wrong file, wrong architecture or wrong grid)."""
-
-
-@dataclass(frozen=True)
-class CheckpointReport:
-    """What :func:`adapt_state_dict` / :func:`load_pretrained` did with each tensor.
-
-    Attributes
-    ----------
-    loaded: model keys filled from the checkpoint (incl. resized ones).
-    missing: model keys the checkpoint lacks (``num_batches_tracked`` not counted).
-    unexpected: checkpoint keys the model does not have (after prefix stripping).
-    resized: keys whose tensor was resized to fit (``pos_embed``; a flat ``proj.weight``).
-    mismatched: ``"key: checkpoint [shape] vs model [shape]"`` for keys left unloaded.
-    dropped: classifier / projection-head keys removed before matching.
-    copied: weight copies made after loading (ShallowDeepViT: ``patch_embed2``, ``b1``, ``b2``).
-    expected: number of model keys counted for :attr:`loaded_fraction`.
-    source: where the weights came from (a path or ``"state dict"``).
-    """
-
-    loaded: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-    unexpected: tuple[str, ...] = ()
-    resized: tuple[str, ...] = ()
-    mismatched: tuple[str, ...] = ()
-    dropped: tuple[str, ...] = ()
-    copied: tuple[str, ...] = ()
-    expected: int = 0
-    source: str = "state dict"
-
-    @property
-    def loaded_fraction(self) -> float:
-        """Fraction of the model's counted keys that were loaded."""
-        counted = [k for k in self.loaded if not _is_bn_counter(k)]
-        return len(counted) / self.expected if self.expected else 0.0
-
-    def summary(self) -> str:
-        counted = sum(not _is_bn_counter(k) for k in self.loaded)
-        parts = [f"loaded {counted}/{self.expected} model tensors from {self.source}"]
-        if self.resized:
-            parts.append("resized " + ", ".join(self.resized))
-        parts.append(
-            f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-            f"{len(self.mismatched)} shape mismatches, {len(self.dropped)} head tensors dropped"
-        )
-        if self.copied:
-            parts.append("copied " + "; ".join(self.copied))
-        return "; ".join(parts)
-
-
-def _is_bn_counter(key: str) -> bool:
-    return key.endswith("num_batches_tracked")
-
-
-def _preview(keys: Sequence[str], limit: int = 6) -> str:
-    shown = ", ".join(list(keys)[:limit])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_checkpoint(source: Source, *, weights_only: bool = True) -> Mapping[str, Any]:
-    """Return ``source`` itself if it is a mapping, else ``torch.load`` it on the CPU.
-
-    ``weights_only=True`` (default) refuses arbitrary pickled code; ``argparse.Namespace``
-    (stored by DINO-style trainers under ``"args"``) is allowed. Pass ``weights_only=False``
-    only for files you trust.
-    """
-    if isinstance(source, Mapping):
-        return source
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
-            f"checkpoint must be a path or a state dict (mapping), got {type(source).__name__}"
-        )
-    path = os.fspath(source)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        if weights_only:
-            allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.4
-            with allow([argparse.Namespace]) if allow is not None else nullcontext():
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"could not read {path} with weights_only=True ({error}). If you trust this file, "
-            "load it with weights_only=False."
-        ) from error
-    except (RuntimeError, EOFError) as error:
-        raise CheckpointError(f"could not read {path} as a torch checkpoint: {error}") from error
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f"{path} holds a {type(obj).__name__}, expected a state dict (a mapping of tensors)"
-        )
-    return obj
-
-
-def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Descend into ``"model"``, ``"state_dict"`` or ``"teacher"`` down to a mapping of tensors.
-
-    Non-tensor entries of the final mapping are ignored. Raises :class:`CheckpointError`
-    when no tensors are found.
-    """
-    current: Mapping[str, Any] = checkpoint
-    for _ in range(8):  # wrappers nest at most a few levels deep
-        inner = next(
-            (current[k] for k in WRAPPER_KEYS if isinstance(current.get(k), Mapping)), None
-        )
-        if inner is None:
-            break
-        current = inner
-    tensors = {str(k): v for k, v in current.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise CheckpointError(
-            "no tensors found in the checkpoint; its keys are "
-            f"[{_preview([str(k) for k in current])}] and none of {WRAPPER_KEYS} wraps a state dict"
-        )
-    return tensors
-
-
-def _strip_prefixes(key: str, prefixes: Sequence[str]) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in prefixes:
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-                changed = True
-    return key
-
-
-def _is_head(key: str) -> bool:
-    top = key.split(".", 1)[0]
-    return top in HEAD_NAMES or top.startswith("dist")
-
-
-def normalize_state_dict(
-    state_dict: Mapping[str, torch.Tensor],
-) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
-    """Strip leading ``module.`` / ``backbone.`` (repeatedly) and drop head tensors.
-
-    Heads are keys whose first component is ``head``, ``heads``, ``fc``, ``pre_logits``,
-    ``head_dist`` or starts with ``dist`` (DeiT's ``dist_token``). Returns
-    ``(state_dict, dropped_keys)``; raises :class:`CheckpointError` if stripping makes two
-    keys collide.
-    """
-    out: dict[str, torch.Tensor] = {}
-    origin: dict[str, str] = {}
-    dropped: list[str] = []
-    for key, value in state_dict.items():
-        name = _strip_prefixes(key, STRIPPED_PREFIXES)
-        if _is_head(name):
-            dropped.append(name)
-            continue
-        if name in out:
-            raise CheckpointError(
-                f"checkpoint keys {origin[name]!r} and {key!r} both become {name!r} after "
-                "removing 'module.'/'backbone.' prefixes"
-            )
-        out[name] = value
-        origin[name] = key
-    return out, tuple(dropped)
-
-
-# --------------------------------------------------------------------------- pos_embed
-
-
-def _check_grid(grid: Any, name: str) -> tuple[int, int]:
-    if (
-        not isinstance(grid, Sequence)
-        or len(grid) != 2
-        or not all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)
-    ):
-        raise ValueError(f"{name} must be a pair of positive ints (rows, cols), got {grid!r}")
-    return int(grid[0]), int(grid[1])
-
-
-def resize_pos_embed(
-    pos_embed: torch.Tensor,
-    new_grid: tuple[int, int],
-    old_grid: tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
-) -> torch.Tensor:
-    """Resize a position embedding ``[1, P + gh*gw, D]`` to ``[1, 1 + gh'*gw', D]``.
-
-    ``old_grid=(gh, gw)`` is the checkpoint's token grid (rows, cols) and ``new_grid`` the
-    model's. The first token (class) is kept; other prefix tokens (``P > 1``, e.g. DeiT's
-    distillation token) are dropped; the ``gh x gw`` patch part is resampled bilinearly
-    (``align_corners=False``) in float32 and returned in the input dtype.
-    """
-    new_h, new_w = _check_grid(new_grid, "new_grid")
-    old_h, old_w = _check_grid(old_grid, "old_grid")
-    if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
-        raise ValueError(f"pos_embed must have shape [1, T, D], got {tuple(pos_embed.shape)}")
-    tokens, dim = pos_embed.shape[1], pos_embed.shape[2]
-    prefix = tokens - old_h * old_w
-    if prefix < 1:
-        raise CheckpointError(
-            f"checkpoint pos_embed has {tokens} tokens, which cannot be a class token plus a "
-            f"{old_h}x{old_w} grid ({old_h * old_w} patches); pass the checkpoint's grid as "
-            "checkpoint_grid=(rows, cols), e.g. (16, 8) for 256x128 or (14, 14) for 224x224 "
-            "with 16 px patches"
-        )
-    if prefix > 1:
-        logger.info("pos_embed: keeping the class token, dropping %d prefix token(s)", prefix - 1)
-    cls_part = pos_embed[:, :1]
-    grid = pos_embed[:, prefix:].float().reshape(1, old_h, old_w, dim).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(new_h, new_w), mode="bilinear", align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new_h * new_w, dim).to(pos_embed.dtype)
-    return torch.cat((cls_part, grid), dim=1)
-
-
-# --------------------------------------------------------------------------- matching
-
-
-def adapt_state_dict(
-    checkpoint: Mapping[str, Any],
-    model_state: Mapping[str, torch.Tensor],
-    *,
-    model_grid: tuple[int, int],
-    checkpoint_grid: tuple[int, int] = DEFAULT_CHECKPOINT_GRID,
-    min_loaded_fraction: float = DEFAULT_MIN_LOADED_FRACTION,
-    source: str = "state dict",
-) -> tuple[dict[str, torch.Tensor], CheckpointReport]:
-    """Match a checkpoint against a model's state dict without touching the model.
-
-    Parameters
-    ----------
-    checkpoint:
-        A (possibly wrapped / prefixed) state dict; see :func:`unwrap_state_dict` and
-        :func:`normalize_state_dict`.
-    model_state:
-        The target's ``state_dict()`` (only names and shapes are read).
-    model_grid:
-        The target's token grid ``(rows, cols)`` (18x9 for 288x144).
-    checkpoint_grid:
-        The checkpoint's token grid, used only if ``pos_embed`` shapes differ (16x8 default).
-    min_loaded_fraction:
-        Raise :class:`CheckpointError` if fewer than this fraction of the model's tensors
-        (excluding BatchNorm ``num_batches_tracked``) can be loaded.
-
-    Returns
-    -------
-    ``(state_dict, report)``: the tensors to pass to ``load_state_dict(strict=False)``
-    (resized where needed) and a :class:`CheckpointReport`.
-    """
-    if not 0.0 <= float(min_loaded_fraction) <= 1.0:
-        raise ValueError(f"min_loaded_fraction must lie in [0, 1], got {min_loaded_fraction}")
-    state, dropped = normalize_state_dict(unwrap_state_dict(checkpoint))
-    adapted: dict[str, torch.Tensor] = {}
-    loaded: list[str] = []
-    missing: list[str] = []
-    resized: list[str] = []
-    mismatched: list[str] = []
-    for key, target in model_state.items():
-        if key not in state:
-            if not _is_bn_counter(key):
-                missing.append(key)
-            continue
-        value = state[key]
-        if tuple(value.shape) == tuple(target.shape):
-            adapted[key] = value
-        elif _is_pos_embed(key) and value.dim() == 3 and value.shape[-1] == target.shape[-1]:
-            adapted[key] = resize_pos_embed(value, model_grid, checkpoint_grid)
-            if tuple(adapted[key].shape) != tuple(target.shape):
-                raise CheckpointError(
-                    f"{key} resized to {tuple(adapted[key].shape)} but the model has "
-                    f"{tuple(target.shape)}; is model_grid={model_grid} right?"
-                )
-            resized.append(key)
-            logger.info(
-                "resized %s %s -> %s (grid %dx%d -> %dx%d)",
-                key,
-                tuple(value.shape),
-                tuple(target.shape),
-                *checkpoint_grid,
-                *model_grid,
-            )
-        elif key.endswith("proj.weight") and value.dim() == 2 and value.numel() == target.numel():
-            adapted[key] = value.reshape(target.shape)  # flat linear patchify of old checkpoints
-            resized.append(key)
-        else:
-            mismatched.append(
-                f"{key}: checkpoint {list(value.shape)} vs model {list(target.shape)}"
-            )
-            continue
-        loaded.append(key)
-    unexpected = [k for k in state if k not in model_state]
-    expected = sum(not _is_bn_counter(k) for k in model_state)
-    report = CheckpointReport(
-        loaded=tuple(loaded),
-        missing=tuple(missing),
-        unexpected=tuple(unexpected),
-        resized=tuple(resized),
-        mismatched=tuple(mismatched),
-        dropped=dropped,
-        expected=expected,
-        source=source,
-    )
-    if report.loaded_fraction < min_loaded_fraction:
-        wanted = [k for k in model_state if not _is_bn_counter(k)]
-        raise CheckpointError(
-            f"only {len([k for k in loaded if not _is_bn_counter(k)])} of {expected} model "
-            f"tensors could be loaded from {source} (need {min_loaded_fraction:.0%}). "
-            f"The model expects keys such as [{_preview(wanted)}]; the checkpoint holds "
-            f"[{_preview(list(state))}]"
-            + (f"; shape mismatches: [{_preview(mismatched, 4)}]" if mismatched else "")
-            + ". Is this a ViT checkpoint with the same stem (ics/linear) and width?"
-        )
-    return adapted, report
-
-
-def _is_pos_embed(key: str) -> bool:
-    return key == "pos_embed" or key.endswith(".pos_embed")
-
-
-# --------------------------------------------------------------------------- applying
-
-
-def _rename_official_sdcl(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        for old, new in _OFFICIAL_SDCL_RENAMES:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        out[key] = value
-    return out
-
-
-def _log_report(report: CheckpointReport) -> None:
-    logger.info(report.summary())
-    if report.missing:
-        missing = report.missing
-        logger.warning("checkpoint lacks %d model tensors: %s", len(missing), _preview(missing))
-    if report.mismatched:
-        logger.warning("not loaded (shape mismatch): %s", _preview(report.mismatched))
-    if report.unexpected:
-        logger.info("ignored checkpoint tensors: %s", _preview(report.unexpected))
 
 
 def load_pretrained(
@@ -432,37 +69,16 @@ def load_pretrained(
     256x128 with 16 px patches). Returns the :class:`CheckpointReport` (also logged);
     raises :class:`CheckpointError` if fewer than ``min_loaded_fraction`` of the tensors fit.
     """
-    from .shallow_deep import ShallowDeepViT
-    from .vit import ViT
-
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         model = model.module
     if not isinstance(model, (ViT, ShallowDeepViT)):
         raise TypeError(f"model must be a ViT or a ShallowDeepViT, got {type(model).__name__}")
-    raw = read_checkpoint(checkpoint, weights_only=weights_only)
-    source = "state dict" if isinstance(checkpoint, Mapping) else os.fspath(checkpoint)
-    state, dropped = normalize_state_dict(unwrap_state_dict(raw))
-
-    target: nn.Module = model
-    copy_to_branches: Optional[ShallowDeepViT] = None  # backbone-only checkpoint into SDViT
-    if isinstance(model, ShallowDeepViT):
-        renamed = _rename_official_sdcl(state)
-        if any(k.startswith(_FULL_MODEL_PREFIXES) for k in renamed):
-            state = renamed
-        else:
-            target, copy_to_branches = model.vit, model
-    grid = model.config.grid_size
-    adapted, report = adapt_state_dict(
-        state,
-        target.state_dict(),
-        model_grid=grid,
+    return load_into(
+        model,
+        checkpoint,
+        model_grid=model.config.grid_size,
+        filter_fn=checkpoint_filter_fn if isinstance(model, ShallowDeepViT) else None,
         checkpoint_grid=checkpoint_grid,
         min_loaded_fraction=min_loaded_fraction,
-        source=source,
+        weights_only=weights_only,
     )
-    target.load_state_dict(adapted, strict=False)
-    report = replace(report, dropped=dropped + report.dropped)
-    if copy_to_branches is not None:
-        report = replace(report, copied=tuple(copy_to_branches.copy_backbone_to_branches()))
-    _log_report(report)
-    return report

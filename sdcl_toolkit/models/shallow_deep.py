@@ -18,13 +18,13 @@ bias, as in the official code. The test feature is ``l2norm((g(x) + g(flip(x))) 
 
 Module names follow the official SDCL model where it costs nothing (``b1``/``b2`` are
 ``Sequential(block, norm)``), so a trained official SDCL checkpoint maps onto this module
-with a prefix rename (see :func:`sdcl_toolkit.models.checkpoint.load_pretrained`).
+with a prefix rename (see :func:`checkpoint_filter_fn`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Optional, Union, cast
 
@@ -35,6 +35,7 @@ from torch import nn
 from .._arrays import array_kind, as_tensor
 from ..modality import IR, RGB, parse_modality
 from ..recipe import OFFICIAL_SYSU
+from .state_dict import LoadPlan, load_into
 from .vit import (
     BatchNorm1d32,
     Block,
@@ -52,8 +53,18 @@ __all__ = [
     "MixedFeatures",
     "ShallowDeepViT",
     "build_shallow_deep_vit",
+    "checkpoint_filter_fn",
     "parse_modality",
 ]
+
+# Official SDCL model (make_model.build_transformer) -> ShallowDeepViT names; longest first.
+_OFFICIAL_SDCL_RENAMES = (
+    ("base.patch_embed2.", "patch_embed2."),
+    ("base.", "vit."),
+    ("bottlenecks.", "shallow_neck."),
+    ("bottleneck.", "deep_neck."),
+)
+_FULL_MODEL_PREFIXES = ("vit.", "patch_embed2.", "b1.", "b2.", "deep_neck.", "shallow_neck.")
 
 ModalityArg = Union[str, torch.Tensor, Sequence[str]]
 
@@ -469,7 +480,45 @@ def build_shallow_deep_vit(
     """
     model = ShallowDeepViT(config, gradient_checkpointing=gradient_checkpointing, **overrides)
     if pretrained is not None:
-        from .checkpoint import load_pretrained
-
-        load_pretrained(model, pretrained, checkpoint_grid=checkpoint_grid)
+        # what load_pretrained(model, pretrained, checkpoint_grid=...) does for this model
+        load_into(
+            model,
+            pretrained,
+            model_grid=model.config.grid_size,
+            filter_fn=checkpoint_filter_fn,
+            checkpoint_grid=checkpoint_grid,
+        )
     return model
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _rename_official_sdcl(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for old, new in _OFFICIAL_SDCL_RENAMES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        out[key] = value
+    return out
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> LoadPlan:
+    """Decide where an unwrapped, normalised checkpoint goes in a :class:`ShallowDeepViT`.
+
+    - A full model (this module's ``state_dict()`` or an official SDCL model, whose
+      ``base.`` / ``base.patch_embed2.`` / ``bottleneck.`` / ``bottlenecks.`` names are renamed
+      to ``vit.`` / ``patch_embed2.`` / ``deep_neck.`` / ``shallow_neck.``) loads into
+      ``model`` as a whole.
+    - Anything else is a backbone checkpoint: it loads into ``model.vit`` with its keys as
+      they are, and ``patch_embed2``, ``b1``, ``b2`` are then copied from the backbone
+      (:meth:`ShallowDeepViT.copy_backbone_to_branches`).
+    """
+    if not isinstance(model, ShallowDeepViT):
+        raise TypeError(f"model must be a ShallowDeepViT, got {type(model).__name__}")
+    renamed = _rename_official_sdcl(state_dict)
+    if any(k.startswith(_FULL_MODEL_PREFIXES) for k in renamed):
+        return LoadPlan(renamed, model)
+    return LoadPlan(state_dict, model.vit, model.copy_backbone_to_branches)
