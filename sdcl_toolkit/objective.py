@@ -106,6 +106,9 @@ class SDCLLoss:
         ``None``.
     group_weights:
         ``(w_hom, w_het)`` of the stage.
+    group_sums:
+        ``{"contrast", "homogeneous", "heterogeneous"}`` sums of the parts (see
+        :meth:`groups`); built by :meth:`from_parts`.
     """
 
     total: torch.Tensor
@@ -113,15 +116,31 @@ class SDCLLoss:
     stage: int
     direction: Optional[Direction]
     group_weights: tuple[float, float]
+    group_sums: dict[str, torch.Tensor]
+
+    @classmethod
+    def from_parts(
+        cls,
+        parts: dict[str, torch.Tensor],
+        stage: int,
+        direction: Optional[Direction],
+        group_weights: tuple[float, float],
+    ) -> SDCLLoss:
+        """Sum the parts per group once and weight the groups:
+        ``total = contrast + w_hom * homogeneous + w_het * heterogeneous`` (parts not computed
+        this epoch are 0, so their groups add nothing)."""
+        sums = {
+            group: torch.stack([v for k, v in parts.items() if k.startswith(group)]).sum()
+            for group in _GROUPS
+        }
+        w_hom, w_het = group_weights
+        total = sums["contrast"] + w_hom * sums["homogeneous"] + w_het * sums["heterogeneous"]
+        return cls(total, parts, stage, direction, group_weights, sums)
 
     def groups(self) -> dict[str, torch.Tensor]:
         """Sums of the parts per group (``contrast``, ``homogeneous``, ``heterogeneous``),
         without the stage scale."""
-        out = {}
-        for group in _GROUPS:
-            members = [v for k, v in self.parts.items() if k.startswith(group)]
-            out[group] = torch.stack(members).sum()
-        return out
+        return dict(self.group_sums)
 
     def as_floats(self) -> dict[str, float]:
         """``{"loss": total, group: sum, part: value}`` as Python floats (one host sync)."""
@@ -371,17 +390,7 @@ class SDCLObjective:
             )
             parts[f"{name}_deep"] = weight_deep * out.deep
             parts[f"{name}_shallow"] = weight_shallow * out.shallow
-        w_hom, w_het = self.group_weights
-
-        def group(prefix: str) -> torch.Tensor:
-            return torch.stack([parts[n] for n in PART_NAMES if n.startswith(prefix)]).sum()
-
-        total = group("contrast")
-        if self.neighbors:
-            total = total + w_hom * group("homogeneous")
-        if self.direction is not None:
-            total = total + w_het * group("heterogeneous")
-        return SDCLLoss(total, parts, self.stage, self.direction, self.group_weights)
+        return SDCLLoss.from_parts(parts, self.stage, self.direction, self.group_weights)
 
     # ------------------------------------------------------------------ the update
 

@@ -29,12 +29,27 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
-__all__ = ["SDCLRecipe", "OFFICIAL_SYSU", "OFFICIAL_REGDB", "RECIPE_FIELDS", "recipe_table"]
+__all__ = [
+    "SDCLRecipe",
+    "RecipeError",
+    "OFFICIAL_SYSU",
+    "OFFICIAL_REGDB",
+    "RECIPE_FIELDS",
+    "recipe_table",
+]
 
 _SYSU_PY = "cluster_contrast_vit_sysu.py"
 _REGDB_PY = "cluster_contrast_vit_regdb.py"
 _SYSU4_PY = "cluster_contrast_vit_sysu_gpux4.py"
 _TRAINER = "clustercontrast/trainers.py"
+
+
+class RecipeError(ValueError):
+    """Invalid recipe values; ``problems`` lists one message per bad value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid SDCL recipe:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -364,7 +379,7 @@ class SDCLRecipe:
                     f"{name}={value} must be a multiple of num_instances={self.num_instances}"
                 )
         if problems:
-            raise ValueError("invalid SDCL recipe:\n  - " + "\n  - ".join(problems))
+            raise RecipeError(problems)
 
     # ------------------------------------------------------------------ schedule
 

@@ -32,7 +32,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from ..modality import DIRECTION_NAMES, parse_direction
+from ..modality import parse_direction
 from .records import IR, RGB, ImageRecord
 from .sysu_mm01 import DatasetLayoutError
 
@@ -49,9 +49,8 @@ REGDB_TRIALS = tuple(range(1, 11))
 REGDB_VISIBLE_CAMERA = 1
 REGDB_THERMAL_CAMERA = 2
 REGDB_DIRECTIONS: dict[str, tuple[str, str]] = {
-    name: (d.query, d.target)
-    for name, d in ((n, parse_direction(n)) for n in DIRECTION_NAMES)
-    if name in ("visible_to_thermal", "thermal_to_visible", "v2t", "t2v")
+    name: (parse_direction(name).query, parse_direction(name).target)
+    for name in ("visible_to_thermal", "thermal_to_visible", "v2t", "t2v")
 }
 """Search directions: name -> (query modality, gallery modality); the names are those of
 :func:`sdcl_toolkit.modality.parse_direction`, which also accepts ``"rgb_to_ir"`` etc."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional, Union, get_args, get_origin, get_type_hints
 
 from ..recipe import OFFICIAL_SYSU as _SYSU
-from ..recipe import RECIPE_FIELDS, SDCLRecipe
+from ..recipe import RECIPE_FIELDS, RecipeError, SDCLRecipe
 
 __all__ = ["TrainConfig", "build_parser", "parse_config", "sysu_config_from_argv"]
 
@@ -261,8 +261,8 @@ class TrainConfig:
             problems.append(f"stop_after must be >= 1, got {self.stop_after}")
         try:
             self.recipe()
-        except (ValueError, TypeError) as error:
-            problems.extend(line.strip()[2:] for line in str(error).splitlines()[1:])
+        except RecipeError as error:
+            problems.extend(error.problems)
         if problems:
             raise ValueError("invalid training configuration:\n  - " + "\n  - ".join(problems))
         return self

@@ -335,7 +335,7 @@ class SDCLTrainer:
             lr=config.pretrain_lr,
             batch_size=config.batch_rgb,
             num_instances=config.num_instances,
-            augmentation=config.augmentation(),
+            augmentation=self.recipe.augmentation(),
             seed=config.seed,
             amp=config.amp,
             num_workers=config.workers,
