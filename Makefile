@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install demo lint format test bench clean
+.PHONY: install demo lint format test bench gpu-check clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/train_sysu.py $(DEMO_ARGS)
+	$(PY) examples/train_sysu.py --demo $(DEMO_ARGS)
 
 # ruff and mypy versions are pinned in setup.cfg ([test] extra) and constraints.txt
 lint: $(STAMP)
@@ -36,6 +36,15 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/association_speed.py
+
+# One-command GPU check (benchmarks/gpu_check.py): CUDA tests, association, 1M samples, ViT-B
+# step, data pipeline -> docs/results/gpu_check.json + .md; `make gpu-check DEVICE=cpu QUICK=1`
+# runs the same steps small on a CPU. OUT=path.json writes elsewhere.
+DEVICE ?= cuda
+QUICK ?=
+OUT ?=
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --device $(DEVICE) $(if $(QUICK),--quick) $(if $(OUT),--out $(OUT))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -11,13 +11,21 @@ The script only composes :mod:`sdcl_toolkit.engine`; see docs/training.md.
 
 import logging
 
-from sdcl_toolkit.engine import TrainConfig, parse_config, run
+from sdcl_toolkit.engine import START_ERRORS, TrainConfig, parse_config, run
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = parse_config(TrainConfig.regdb(), argv, description=__doc__)
-    return run(config)
+    # the checkpoint-loading report (what --pretrained loaded, resized, left out) at INFO
+    logging.getLogger("sdcl_toolkit.models").setLevel(logging.INFO)
+    try:
+        config = parse_config(TrainConfig.regdb(), argv, description=__doc__)
+    except ValueError as error:  # bad settings, nothing to resume: a message, no traceback
+        raise SystemExit(f"train_regdb.py: error: {error}") from None
+    try:
+        return run(config)
+    except START_ERRORS as error:  # found before training: a message, no traceback
+        raise SystemExit(f"train_regdb.py: error: {error}") from None
 
 
 if __name__ == "__main__":

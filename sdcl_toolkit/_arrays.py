@@ -120,7 +120,10 @@ def as_tensor(
             raise TypeError(f"{name} has dtype object; expected a numeric array")
         if not value.flags.writeable or any(s < 0 for s in value.strides):
             value = np.array(value, copy=True)
-        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        # (np.ascontiguousarray would turn a 0-d array into shape [1])
+        tensor = torch.from_numpy(
+            value if value.flags.c_contiguous else np.ascontiguousarray(value)
+        )
     elif isinstance(value, torch.Tensor):
         tensor = value.detach()
     else:
@@ -175,8 +178,18 @@ def as_features(
         raise ValueError(f"{name} has width {tensor.shape[1]}, expected {width}")
     message = _nonfinite_message(tensor, name)
     if message is not None:
+        source = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
+        if source.is_floating_point() and bool(torch.isfinite(source).all()):
+            message = (
+                f"{name} holds values beyond the float32 range (largest |x| = "
+                f"{float(source.abs().max()):.3g}); features are computed in float32, "
+                "rescale them first"
+            )
         raise ValueError(message)
     return tensor
+
+
+_INT64_LIMIT = 2.0**63  # exactly representable in float32 and float64
 
 
 def as_labels(
@@ -185,22 +198,59 @@ def as_labels(
     *,
     length: Optional[int] = None,
     device: Optional[torch.device] = None,
+    rows_of: Optional[str] = None,
 ) -> torch.Tensor:
-    """Validate integer labels and return them as a 1-D int64 tensor (``-1`` = unlabelled)."""
+    """Validate integer labels (or ids) and return them as a 1-D int64 tensor.
+
+    The one rule for every label, id and index argument of the toolkit: integer dtypes are
+    taken as they are; floating dtypes are accepted when every value is an integer in the
+    int64 range (so ``[3.0, -1.0]`` works, while ``1e19`` or ``inf``, which int64 cannot
+    hold, and ``0.5`` or NaN are refused rather than rounded or wrapped); ``-1`` (unlabelled)
+    is an ordinary value here. Ranges are checked by :func:`as_index`.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a numpy array / tensor, or has a bool, complex or object dtype.
+    ValueError
+        Non-integral or out-of-int64-range values, a shape other than 1-D, or a length other
+        than ``length``; the message names ``name``.
+    """
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an integer array, got dtype {value.dtype}")
+    if isinstance(value, np.ndarray) and value.dtype == np.uint64 and value.size:
+        if int(value.max()) >= 2**63:
+            raise ValueError(f"{name} holds values beyond the int64 range (max {value.max()})")
+        value = value.astype(np.int64)
     tensor = as_tensor(value, name, dtype=None, device=device)
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{name} must be an integer array, got dtype {tensor.dtype}")
     if tensor.is_floating_point():
-        if not bool(torch.all(tensor == torch.round(tensor))):
-            raise ValueError(f"{name} must hold integers, got non-integral {tensor.dtype} values")
+        if tensor.numel():
+            wide = tensor if tensor.dtype == torch.float64 else tensor.float()
+            integral = wide == torch.round(wide)  # False for NaN; True for +-inf
+            in_range = (wide >= -_INT64_LIMIT) & (wide < _INT64_LIMIT)  # False for NaN, inf
+            if not bool(integral.all()):
+                raise ValueError(
+                    f"{name} must hold integers, got non-integral {tensor.dtype} values"
+                )
+            if not bool(in_range.all()):
+                raise ValueError(
+                    f"{name} holds values beyond the int64 range [-2**63, 2**63) "
+                    f"(e.g. {float(wide[~in_range][0])}); pass integer ids"
+                )
         tensor = tensor.to(torch.int64)
-    elif tensor.dtype == torch.bool or tensor.is_complex():
-        raise TypeError(f"{name} must be an integer array, got {tensor.dtype}")
     else:
         tensor = tensor.to(torch.int64)
     if tensor.dim() != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")
     if length is not None and tensor.shape[0] != length:
-        raise ValueError(f"{name} has length {tensor.shape[0]}, expected {length}")
+        source = "" if rows_of is None else f" (one per row of {rows_of})"
+        raise ValueError(f"{name} has length {tensor.shape[0]}, expected {length}{source}")
     return tensor
+
+
+_OUTLIER_HINT = " (label -1 marks DBSCAN outliers: drop those samples first)"
 
 
 def as_index(
@@ -208,13 +258,33 @@ def as_index(
     name: str,
     *,
     upper: int,
+    length: Optional[int] = None,
     device: Optional[torch.device] = None,
+    outlier_hint: bool = False,
+    rows_of: Optional[str] = None,
 ) -> torch.Tensor:
-    """Validate sample indices in ``[0, upper)`` and return them as a 1-D int64 tensor."""
-    tensor = as_labels(value, name, device=device)
+    """Validate integer values in ``[0, upper)`` (sample indices, class labels).
+
+    Same rules as :func:`as_labels`, plus the range. One host synchronisation on the happy
+    path. ``outlier_hint`` adds a note on ``-1`` (DBSCAN outliers) when it is among the
+    offending values.
+
+    Raises
+    ------
+    ValueError
+        Values outside ``[0, upper)``: the message names ``name``, how many and which
+        (up to 10 distinct); plus every :func:`as_labels` error.
+    """
+    tensor = as_labels(value, name, length=length, device=device, rows_of=rows_of)
     if tensor.numel():
-        bad = (tensor < 0) | (tensor >= upper)
-        if bool(bad.any()):
-            shown = sorted({int(v) for v in tensor[bad][:5]})
-            raise ValueError(f"{name} must lie in [0, {upper}), got out-of-range values {shown}")
+        low, high = torch.stack(torch.aminmax(tensor)).tolist()
+        if low < 0 or high >= upper:
+            bad = (tensor < 0) | (tensor >= upper)
+            offending = torch.unique(tensor[bad]).tolist()
+            shown = offending[:10] + (["..."] if len(offending) > 10 else [])
+            hint = _OUTLIER_HINT if outlier_hint and -1 in offending else ""
+            raise ValueError(
+                f"{name} must lie in [0, {upper}), got out-of-range values {shown} "
+                f"({int(bad.sum())} of {tensor.shape[0]} entries){hint}"
+            )
     return tensor

@@ -31,6 +31,7 @@ tensors for the gradient, and autograd raises if they were modified in place.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import warnings
@@ -43,12 +44,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._arrays import ArrayLike
+from ._arrays import ArrayLike, as_index
+from ._normalize import l2_normalize_float32
+from ._validation import check_int, check_real
 from .memory import (
     ClusterMemory,
     InstanceMemory,
+    check_class_labels,
     check_features,
     check_indices,
+    check_temperature,
     float32_context,
     follow_device,
 )
@@ -123,7 +128,7 @@ class ShallowDeepContrast(nn.Module):
 
     def __init__(self, lambda_shallow: float = OFFICIAL_SYSU.lambda_shallow) -> None:
         super().__init__()
-        self.lambda_shallow = float(lambda_shallow)
+        self.lambda_shallow = check_real(lambda_shallow, "lambda_shallow", minimum=0.0)
 
     def forward(
         self,
@@ -145,14 +150,18 @@ class ShallowDeepContrast(nn.Module):
             :class:`ClusterMemory` of each depth (same number of clusters).
         """
         _check_memory_pair(deep_memory, shallow_memory)
-        # shapes here; NaN/inf and labels are checked by the memories' forward
-        check_features(deep_features, "deep_features", deep_memory.num_features, finite=False)
-        check_features(
-            shallow_features, "shallow_features", shallow_memory.num_features, finite=False
-        )
+        check_features(deep_features, "deep_features", deep_memory.num_features)
+        check_features(shallow_features, "shallow_features", shallow_memory.num_features)
         _check_same_batch(deep_features, shallow_features)
-        deep = deep_memory(deep_features, labels)
-        shallow = shallow_memory(shallow_features, labels)
+        targets = check_class_labels(
+            labels,
+            deep_memory.num_clusters,
+            deep_features.shape[0],
+            deep_features.device,
+            rows_of="deep_features",
+        )
+        deep = deep_memory._loss(deep_features, targets)
+        shallow = shallow_memory._loss(shallow_features, targets)
         return ShallowDeepContrastResult(deep + self.lambda_shallow * shallow, deep, shallow)
 
     @torch.no_grad()
@@ -253,10 +262,8 @@ class CollaborativeNeighborLearning(nn.Module):
         self, threshold: float = OFFICIAL_SYSU.cnl_threshold, temp: float = OFFICIAL_SYSU.cnl_temp
     ) -> None:
         super().__init__()
-        self.threshold = float(threshold)
-        self.temp = float(temp)
-        if not self.temp > 0:
-            raise ValueError(f"temp must be positive, got {temp}")
+        self.threshold = check_real(threshold, "threshold")
+        self.temp = check_temperature(temp, "temp")
 
     @torch.no_grad()
     def neighbor_mask(
@@ -274,7 +281,7 @@ class CollaborativeNeighborLearning(nn.Module):
         device = query_deep.bank.device
         for memory in (query_shallow, target_deep, target_shallow):
             follow_device(memory, "bank", device)
-        idx = check_indices(indices, query_deep.num_samples, _length(indices), device)
+        idx = as_index(indices, "indices", upper=query_deep.num_samples, device=device)
         return self._mask(idx, query_deep, query_shallow, target_deep, target_shallow)
 
     def forward(
@@ -335,7 +342,9 @@ class CollaborativeNeighborLearning(nn.Module):
         device = deep_features.device
         for memory in (query_deep, query_shallow, target_deep, target_shallow):
             follow_device(memory, "bank", device)
-        idx = check_indices(indices, query_deep.num_samples, deep_features.shape[0], device)
+        idx = check_indices(
+            indices, query_deep.num_samples, deep_features.shape[0], device, "deep_features"
+        )
         mask, count = self._mask(idx, query_deep, query_shallow, target_deep, target_shallow)
         deep = self._masked_nll(deep_features, target_deep.bank, mask, count)
         shallow = self._masked_nll(shallow_features, target_shallow.bank, mask, count)
@@ -410,7 +419,7 @@ class CollaborativeNeighborLearning(nn.Module):
         count: torch.Tensor,
     ) -> torch.Tensor:
         with float32_context(features.device):
-            logits = F.normalize(features.float(), dim=1).mm(bank.float().t()).div_(self.temp)
+            logits = l2_normalize_float32(features, dim=1).mm(bank.float().t()).div_(self.temp)
             log_prob = F.log_softmax(logits, dim=1).clamp_min(_LOG_PROB_FLOOR)
             per_sample = -torch.where(mask, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
             return (per_sample / count.to(per_sample.dtype)).mean()
@@ -423,14 +432,6 @@ _LOG_PROB_FLOOR = math.log(1e-8)  # official: softmax(...).clamp_min(1e-8).log()
 
 #: Short alias used in the paper.
 CNL = CollaborativeNeighborLearning
-
-
-def _length(values: ArrayLike) -> int:
-    shape = getattr(values, "shape", None)
-    if shape is None or len(shape) != 1:
-        shown = None if shape is None else tuple(shape)
-        raise ValueError(f"indices must be 1-D, got shape {shown}")
-    return int(shape[0])
 
 
 # --------------------------------------------------------------------------------------
@@ -447,8 +448,8 @@ def heterogeneous_direction(
     :attr:`Direction.RGB_TO_IR` on even epochs and :attr:`Direction.IR_TO_RGB` on odd ones.
     (The homogeneous CNL runs from epoch 0 on SYSU-MM01 and from epoch 1 on RegDB.)
     """
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    epoch = check_int(epoch, "epoch", minimum=0)
+    start_epoch = check_int(start_epoch, "start_epoch", minimum=0)
     if epoch < start_epoch:
         return None
     return Direction.RGB_TO_IR if epoch % 2 == 0 else Direction.IR_TO_RGB
@@ -488,12 +489,16 @@ class SDCLLossWeights:
     ir_to_rgb_deep: float = OFFICIAL_SYSU.ir_to_rgb_deep
     ir_to_rgb_shallow: float = OFFICIAL_SYSU.ir_to_rgb_shallow
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = check_real(getattr(self, field.name), field.name, minimum=0.0)
+            object.__setattr__(self, field.name, value)
+
     @classmethod
     def official(cls, stage: int = 1, recipe: Optional[SDCLRecipe] = None) -> SDCLLossWeights:
         """Official weights of ``recipe`` (default: SYSU-MM01; RegDB has the same):
         ``stage=1`` before the CRA epoch, ``stage=2`` from it on."""
-        if stage not in (1, 2) or isinstance(stage, bool):
-            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        stage = check_int(stage, "stage", minimum=1, maximum=2)
         recipe = OFFICIAL_SYSU if recipe is None else recipe
         homogeneous, heterogeneous = recipe.group_weights(stage)
         return cls(

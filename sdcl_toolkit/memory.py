@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -32,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arrays import ArrayLike, array_kind, as_features, as_index, as_labels
+from ._normalize import l2_normalize, l2_normalize_float32
+from ._validation import check_choice, check_int, check_real
 from .clustering import cluster_centroids
 from .distributed import all_gather_cat
 from .recipe import OFFICIAL_SYSU
@@ -86,68 +89,56 @@ def check_features(features: torch.Tensor, name: str, width: int, finite: bool =
         _raise_if_nonfinite(detached, name)
 
 
-def _out_of_range(tensor: torch.Tensor, upper: int) -> bool:
-    """``True`` if some entry of the 1-D int tensor lies outside ``[0, upper)`` (one sync)."""
-    if tensor.numel() == 0:
-        return False
-    low, high = torch.stack(torch.aminmax(tensor)).tolist()
-    return low < 0 or high >= upper
-
-
 def check_class_labels(
-    labels: ArrayLike, num_classes: int, batch: int, device: torch.device
+    labels: ArrayLike,
+    num_classes: int,
+    batch: int,
+    device: torch.device,
+    rows_of: str = "features",
 ) -> torch.Tensor:
-    """Return ``labels`` as an int64 tensor on ``device`` after checking ``0 <= y < num_classes``.
+    """Return ``labels`` as an int64 tensor on ``device`` after checking ``0 <= y < num_classes``
+    and one label per sample (:func:`sdcl_toolkit._arrays.as_index`, the toolkit's one rule).
 
-    Raises ``ValueError`` naming the offending labels (``-1`` outliers included).
+    Raises ``TypeError`` for a non-integer dtype and ``ValueError`` naming the offending labels
+    (``-1`` outliers included, with a hint) or a length other than ``batch``.
     """
-    tensor = as_labels(labels, "labels", length=batch, device=device)
-    if _out_of_range(tensor, num_classes):
-        bad = (tensor < 0) | (tensor >= num_classes)
-        offending = torch.unique(tensor[bad]).tolist()
-        shown = offending[:10] + (["..."] if len(offending) > 10 else [])
-        hint = (
-            " (label -1 marks DBSCAN outliers: drop those samples before the loss)"
-            if -1 in offending
-            else ""
-        )
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}), got {int(bad.sum())} out-of-range "
-            f"labels with values {shown}{hint}"
-        )
-    return tensor
+    return as_index(
+        labels,
+        "labels",
+        upper=num_classes,
+        length=batch,
+        device=device,
+        outlier_hint=True,
+        rows_of=rows_of,
+    )
 
 
 def check_indices(
-    indices: ArrayLike, num_samples: int, batch: int, device: torch.device
+    indices: ArrayLike,
+    num_samples: int,
+    batch: int,
+    device: torch.device,
+    rows_of: str = "features",
 ) -> torch.Tensor:
-    """Return sample ``indices`` as int64 on ``device`` after checking ``0 <= i < num_samples``.
-
-    Raises ``ValueError`` naming the offending indices or a length other than ``batch``.
-    """
-    tensor = as_labels(indices, "indices", device=device)
-    if _out_of_range(tensor, num_samples):
-        bad = (tensor < 0) | (tensor >= num_samples)
-        offending = torch.unique(tensor[bad]).tolist()
-        shown = offending[:10] + (["..."] if len(offending) > 10 else [])
-        raise ValueError(f"indices must lie in [0, {num_samples}), got out-of-range values {shown}")
-    if tensor.shape[0] != batch:
-        raise ValueError(f"indices has length {tensor.shape[0]}, expected {batch} (one per sample)")
-    return tensor
+    """Return sample ``indices`` as int64 on ``device`` after checking ``0 <= i < num_samples``
+    and one index per sample (same rule and errors as :func:`check_class_labels`)."""
+    return as_index(
+        indices, "indices", upper=num_samples, length=batch, device=device, rows_of=rows_of
+    )
 
 
-def _check_momentum(momentum: float) -> float:
-    momentum = float(momentum)
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
-    return momentum
+def _check_momentum(momentum: Any) -> float:
+    return check_real(momentum, "momentum", minimum=0.0, maximum=1.0)
 
 
-def _check_positive(value: float, name: str) -> float:
-    value = float(value)
-    if not value > 0.0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
+MIN_TEMPERATURE = 1e-30
+"""Smallest softmax temperature accepted: cosine logits lie in [-1, 1], so ``1 / temp`` must
+stay far from the float32 limit (3.4e38) for the logits and their gradients to be finite."""
+
+
+def check_temperature(value: Any, name: str = "temp") -> float:
+    """``value`` as a float ``>= MIN_TEMPERATURE`` (TypeError / ValueError naming ``name``)."""
+    return check_real(value, name, minimum=MIN_TEMPERATURE)
 
 
 def _legacy_positional(
@@ -199,10 +190,22 @@ def _rows_first(name: str) -> int:
     return 1 if name == "num_features" else 0
 
 
-def _check_count(value: int, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _check_count(value: Any, name: str) -> int:
+    return check_int(value, name, minimum=1, maximum=_MAX_ROWS)
+
+
+_MAX_ROWS = 2**40  # a size beyond this cannot be a memory (4 TiB per float32 column)
+
+
+def _zeros_bank(rows: int, cols: int, rows_name: str) -> torch.Tensor:
+    """``[rows, cols]`` float32 zeros; ``MemoryError`` naming the sizes when they do not fit."""
+    try:
+        return torch.zeros(rows, cols)
+    except RuntimeError as error:  # the allocator's "can't allocate memory" / size overflow
+        raise MemoryError(
+            f"cannot allocate a [{rows_name}={rows}, num_features={cols}] float32 memory "
+            f"({rows * cols * 4} bytes): {error}"
+        ) from error
 
 
 # --------------------------------------------------------------------------------------
@@ -211,8 +214,15 @@ def _check_count(value: int, name: str) -> int:
 
 
 def _normalize_rows_(rows: torch.Tensor) -> torch.Tensor:
-    """Divide each row by its L2 norm in place (norm clamped at 1e-12 to avoid 0/0)."""
-    return rows.div_(torch.linalg.vector_norm(rows, dim=1, keepdim=True).clamp_min_(_NORM_EPS))
+    """Divide each row (last dim) by its L2 norm in place, exact for any finite scale.
+
+    Rows are first divided by their largest absolute entry (so the squares neither overflow
+    above ~1e19 nor underflow below ~1e-19 in float32), then by their norm (clamped at 1e-12:
+    all-zero rows stay zero). Same rule as :func:`sdcl_toolkit._normalize.l2_normalize`.
+    """
+    scale = rows.abs().amax(dim=-1, keepdim=True)
+    rows.div_(torch.where(scale > 0, scale, torch.ones_like(scale)))
+    return rows.div_(torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min_(_NORM_EPS))
 
 
 def _occurrence_layout(
@@ -306,8 +316,7 @@ def _sequential_momentum_update_(
                 else:
                     torch.index_select(value, 0, rank_major, out=gathered[m])
             if normalize_values:
-                norms = torch.linalg.vector_norm(gathered, dim=-1, keepdim=True)
-                gathered.div_(norms.clamp_min_(_NORM_EPS))
+                _normalize_rows_(gathered)
             steps = gathered.view(copies, ranks, everyone, width).unbind(1)  # K x [M, U, D]
             # first occurrence: the stored row is mixed in as it is (not renormalised first)
             torch.add(steps[0], current, alpha=ratio, out=current)
@@ -328,7 +337,7 @@ def _sequential_momentum_update_(
         norms = torch.linalg.vector_norm(current, dim=-1, keepdim=True)
         if not bool(torch.isfinite(norms.sum())):
             raise ValueError("the memory holds NaN or inf in the rows this batch updates")
-    current.div_(norms.clamp_min_(_NORM_EPS))
+    _normalize_rows_(current)
     for bank, rows_m in zip(banks, current):
         bank.index_copy_(0, targets, rows_m)
 
@@ -363,7 +372,7 @@ def _guarded_steps(
     for m, value in enumerate(values):
         rows_m = current[m]
         if normalize_values:
-            value = F.normalize(value, dim=1)
+            value = l2_normalize(value, dim=1)
         for rank, count in enumerate(active):
             mixed = rows_m[:count]
             step = value.index_select(0, slots[:count, rank])
@@ -394,13 +403,31 @@ def _check_many(memories, features, kind, size_attribute):
             f"memories must share {size_attribute} to share labels, got {sorted(sizes)}"
         )
     for m, batch in enumerate(features):
-        if isinstance(batch, torch.Tensor) and batch.dim() >= 1 and m:
+        first = features[0]
+        if m and all(isinstance(t, torch.Tensor) and t.dim() >= 1 for t in (batch, first)):
             if batch.shape[0] != features[0].shape[0] or batch.device != features[0].device:
                 raise ValueError(
                     f"features[{m}] has {batch.shape[0]} rows on {batch.device} but features[0] "
                     f"has {features[0].shape[0]} on {features[0].device}; batches must match"
                 )
     return memories, features
+
+
+def _float32_rows(batch: torch.Tensor, name: str, direction_only: bool) -> torch.Tensor:
+    """The detached batch in float32. float64 rows beyond the float32 range (|x| > 3.4e38)
+    are L2-normalised first when only their direction counts (cluster memories), else a
+    ``ValueError`` names ``name`` (instance memories mix the raw values)."""
+    rows = batch.detach()
+    if rows.dtype == torch.float64 and rows.numel():
+        largest = float(rows.abs().max())
+        if math.isfinite(largest) and largest > torch.finfo(torch.float32).max:
+            if not direction_only:
+                raise ValueError(
+                    f"{name} holds values beyond the float32 range (largest |x| = "
+                    f"{largest:.3g}); the memories compute in float32, rescale them first"
+                )
+            rows = l2_normalize(rows, dim=1)
+    return rows.float()
 
 
 def _feature_names(count: int) -> list[str]:
@@ -505,12 +532,12 @@ class ClusterMemory(nn.Module):
         mode = values["mode"]
         self.num_clusters = _check_count(values["num_clusters"], "num_clusters")
         self.num_features = _check_count(values["num_features"], "num_features")
-        self.temp = _check_positive(values["temp"], "temp")
+        self.temp = check_temperature(values["temp"], "temp")
         self.momentum = _check_momentum(values["momentum"])
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        self.mode = mode
-        self.register_buffer("centroids", torch.zeros(self.num_clusters, self.num_features))
+        self.mode = check_choice(mode, "mode", _MODES)
+        self.register_buffer(
+            "centroids", _zeros_bank(self.num_clusters, self.num_features, "num_clusters")
+        )
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -541,6 +568,8 @@ class ClusterMemory(nn.Module):
             On the features' device (CPU for numpy).
         """
         kind = array_kind(features=features, labels=labels)
+        if num_clusters is not None:
+            num_clusters = check_int(num_clusters, "num_clusters", minimum=1)
         x = as_features(features, "features").to(kind.device)
         means = cluster_centroids(
             x, as_labels(labels, "labels", device=x.device), num_clusters, normalize=False
@@ -565,7 +594,7 @@ class ClusterMemory(nn.Module):
             momentum=momentum,
             mode=mode,
         )
-        memory.centroids = F.normalize(c, dim=1).to(c.device)
+        memory.centroids = l2_normalize(c, dim=1).to(c.device)
         return memory
 
     # ---------------------------------------------------------------- loss
@@ -577,7 +606,7 @@ class ClusterMemory(nn.Module):
     def _logits(self, features: torch.Tensor) -> torch.Tensor:
         centroids = follow_device(self, "centroids", features.device)
         with float32_context(features.device):
-            x = F.normalize(features.float(), dim=1)
+            x = l2_normalize_float32(features, dim=1)
             return x.mm(centroids.float().t()).div_(self.temp)
 
     def forward(self, features: torch.Tensor, labels: ArrayLike) -> torch.Tensor:
@@ -592,6 +621,10 @@ class ClusterMemory(nn.Module):
         """
         check_features(features, "features", self.num_features)
         targets = check_class_labels(labels, self.num_clusters, features.shape[0], features.device)
+        return self._loss(features, targets)
+
+    def _loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` on already checked features and int64 targets."""
         return F.cross_entropy(self._logits(features), targets)
 
     # ---------------------------------------------------------------- update
@@ -641,14 +674,15 @@ class ClusterMemory(nn.Module):
         """
         memories, features = _check_many(memories, features, ClusterMemory, "num_clusters")
         names = _feature_names(len(memories))
-        device = features[0].device
         for memory, batch, name in zip(memories, features, names):
             # NaN/inf: checked here for "hard" memories, on the result for "mean" ones
             check_features(batch, name, memory.num_features, finite=memory.mode == "hard")
+        device = features[0].device
+        for memory in memories:
             follow_device(memory, "centroids", device)
         targets = check_class_labels(labels, memories[0].num_clusters, features[0].shape[0], device)
         targets = all_gather_cat(targets)
-        gathered = [all_gather_cat(batch.detach().float()) for batch in features]
+        gathered = [all_gather_cat(_float32_rows(b, n, True)) for b, n in zip(features, names)]
         # (no autocast-affected op below: index_select, add, addcdiv, norms, divisions)
         groups = _fusable_groups(memories, gathered, momentum, lambda m: m.mode == "mean")
         for members, mu in groups:
@@ -664,7 +698,7 @@ class ClusterMemory(nn.Module):
                 )
             else:
                 ClusterMemory._hard_update_(
-                    banks[0], targets, F.normalize(gathered[members[0]], dim=1), mu
+                    banks[0], targets, l2_normalize(gathered[members[0]], dim=1), mu
                 )
 
     @staticmethod
@@ -750,7 +784,9 @@ class InstanceMemory(nn.Module):
         self.num_samples = _check_count(values["num_samples"], "num_samples")
         self.num_features = _check_count(values["num_features"], "num_features")
         self.momentum = _check_momentum(values["momentum"])
-        self.register_buffer("bank", torch.zeros(self.num_samples, self.num_features))
+        self.register_buffer(
+            "bank", _zeros_bank(self.num_samples, self.num_features, "num_samples")
+        )
 
     @classmethod
     def from_features(
@@ -759,7 +795,7 @@ class InstanceMemory(nn.Module):
         """Build a memory from ``[N, D]`` features (numpy or torch), L2-normalised row-wise."""
         x = as_features(features, "features")
         memory = cls(num_samples=x.shape[0], num_features=x.shape[1], momentum=momentum)
-        memory.bank = F.normalize(x, dim=1)
+        memory.bank = l2_normalize(x, dim=1)
         return memory
 
     def rows(self, indices: ArrayLike) -> torch.Tensor:
@@ -812,14 +848,15 @@ class InstanceMemory(nn.Module):
         """
         memories, features = _check_many(memories, features, InstanceMemory, "num_samples")
         names = _feature_names(len(memories))
-        device = features[0].device
         for memory, batch, name in zip(memories, features, names):
             # NaN/inf are detected on the result (one pass fewer), before anything is written
             check_features(batch, name, memory.num_features, finite=False)
+        device = features[0].device
+        for memory in memories:
             follow_device(memory, "bank", device)
         idx = check_indices(indices, memories[0].num_samples, features[0].shape[0], device)
         idx = all_gather_cat(idx)
-        gathered = [all_gather_cat(batch.detach().float()) for batch in features]
+        gathered = [all_gather_cat(_float32_rows(b, n, False)) for b, n in zip(features, names)]
         for members, mu in _fusable_groups(memories, gathered, momentum, lambda m: True):
             _sequential_momentum_update_(
                 [memories[m].bank for m in members],

@@ -25,7 +25,9 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import numpy as np
 import torch
 
-from ._arrays import ArrayLike, array_kind, as_features, as_tensor
+from ._arrays import ArrayLike, array_kind, as_features, as_labels, as_tensor
+from ._normalize import l2_normalize
+from ._validation import check_bool, check_choice, check_int
 from .reranking import RERANK_K1, RERANK_K2, RERANK_LAMBDA
 
 __all__ = [
@@ -41,9 +43,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("sysu", "regdb", "market")
+PROTOCOLS = ("sysu", "regdb", "market", "llcm")
 """Protocol names accepted by :func:`evaluate_rank`."""
-_PROTOCOLS_WITH_CAMERAS = ("sysu", "market")
+_PROTOCOLS_WITH_CAMERAS = ("sysu", "market", "llcm")
 
 # SYSU-MM01: IR queries from camera 3 do not search gallery images from camera 2
 # (both cameras are in the same room; official rule of the dataset authors' code).
@@ -87,8 +89,7 @@ class RankResult:
 
     def rank(self, k: int) -> float:
         """Rank-k accuracy (``k`` counts from 1)."""
-        if not 1 <= k <= len(self.cmc):
-            raise ValueError(f"k must lie in [1, {len(self.cmc)}], got {k}")
+        k = check_int(k, "k", minimum=1, maximum=len(self.cmc))
         return self.cmc[k - 1]
 
     @property
@@ -188,17 +189,9 @@ def _as_ids(value: Any, name: str, length: int, device: torch.device) -> torch.T
             raise TypeError(
                 f"{name} must be an integer array, got {type(value).__name__}"
             ) from error
-    if isinstance(value, np.ndarray) and value.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be an integer array, got dtype {value.dtype}")
-    tensor = as_tensor(value, name, dtype=None)
-    if tensor.dtype == torch.bool or tensor.is_complex():
-        raise TypeError(f"{name} must be an integer array, got dtype {tensor.dtype}")
-    if tensor.is_floating_point():
-        if not bool(torch.all(tensor == torch.round(tensor))):
-            raise ValueError(f"{name} must hold integers, got non-integral {tensor.dtype} values")
-    tensor = tensor.to(torch.int64)
-    if tensor.dim() != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")
+    # the toolkit's one label rule: integral floats in the int64 range are accepted, others
+    # (0.5, NaN, inf, 1e19: two such ids would collapse to one int64) are a ValueError
+    tensor = as_labels(value, name)
     if tensor.shape[0] != length:
         raise ValueError(f"{name} has length {tensor.shape[0]}, expected {length} (from distmat)")
     return tensor.to(device)
@@ -209,10 +202,13 @@ def _accumulation_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+MAX_RANK_LIMIT = 1_000_000
+"""``max_rank`` may exceed the gallery size (the curve then stays at its last value) up to
+this many ranks, or up to the gallery size when that is larger."""
+
+
 def _check_max_rank(max_rank: Any) -> int:
-    if isinstance(max_rank, bool) or not isinstance(max_rank, (int, np.integer)) or max_rank < 1:
-        raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
-    return int(max_rank)
+    return check_int(max_rank, "max_rank", minimum=1)
 
 
 class _Inputs(NamedTuple):
@@ -240,6 +236,10 @@ def _prepare(
     dist = _as_distance_matrix(distmat)
     device = dist.device
     num_q, num_g = dist.shape
+    if max_rank > max(num_g, MAX_RANK_LIMIT):
+        raise ValueError(
+            f"max_rank must be <= max(gallery size {num_g}, {MAX_RANK_LIMIT}), got {max_rank}"
+        )
     query_pids = _as_ids(q_pids, "q_pids", num_q, device)
     gallery_pids = _as_ids(g_pids, "g_pids", num_g, device)
     query_cams = gallery_cams = None
@@ -336,12 +336,15 @@ def _rank_core(
         num_pids = int(unique_pids.numel())
 
     acc = _accumulation_dtype(device)
-    hits_at_rank = torch.zeros(max_rank, dtype=torch.int64, device=device)
+    # CMC positions are < G, so the curve is constant from rank G on: count up to
+    # min(max_rank, G) in a histogram of positions (memory O(G), not O(queries x max_rank))
+    # and repeat the last value up to max_rank
+    computed = min(max_rank, num_g)
+    hits_by_position = torch.zeros(computed + 1, dtype=torch.int64, device=device)
     sum_ap = torch.zeros((), dtype=acc, device=device)
     sum_inp = torch.zeros((), dtype=acc, device=device)
     num_valid = 0
     chunk = max(1, _CHUNK_ELEMENTS // num_g)
-    ranks = torch.arange(1, max_rank + 1, device=device)
 
     for start in range(0, num_q, chunk):
         rows = slice(start, min(start + chunk, num_q))
@@ -358,7 +361,8 @@ def _rank_core(
             cmc_position = stats.first_hit
 
         valid = stats.valid
-        hits_at_rank += (cmc_position[valid][:, None] < ranks[None, :]).sum(dim=0)
+        position = cmc_position[valid].clamp_max(computed)  # beyond the curve -> last bin
+        hits_by_position.scatter_add_(0, position, torch.ones_like(position))
         sum_ap += stats.ap[valid].sum()
         sum_inp += stats.inp[valid].sum()
         num_valid += int(valid.sum())
@@ -371,9 +375,11 @@ def _rank_core(
         )
     if num_skipped:
         logger.info("%d of %d queries have no valid positive and are skipped", num_skipped, num_q)
-    cmc = hits_at_rank.cpu().to(torch.float64) / num_valid
+    hits_at_rank = torch.cumsum(hits_by_position[:computed], dim=0)  # rank k: position < k
+    cmc = (hits_at_rank.cpu().to(torch.float64) / num_valid).tolist()
+    cmc += cmc[-1:] * (max_rank - computed)
     return RankResult(
-        cmc=tuple(float(v) for v in cmc),
+        cmc=tuple(cmc),
         mAP=float(sum_ap.cpu()) / num_valid,
         mINP=float(sum_inp.cpu()) / num_valid,
         num_valid_queries=num_valid,
@@ -410,10 +416,24 @@ def _market_rank(inputs: _Inputs) -> RankResult:
     return _rank_core(inputs, "market", keep)
 
 
+def _llcm_rank(inputs: _Inputs) -> RankResult:
+    """LLCM (Zhang and Wang, CVPR 2023; authors' ``eval_llcm``): gallery images with the
+    query's identity *and* camera are removed (LLCM's visible and near-infrared images of one
+    camera number come from the same dual-mode camera); CMC with repeated identities removed."""
+    query_cams, gallery_cams = inputs.query_cams, inputs.gallery_cams
+    assert query_cams is not None and gallery_cams is not None  # set by _prepare
+
+    def keep(order: torch.Tensor, rows: slice, is_match: torch.Tensor) -> torch.Tensor:
+        return ~(is_match & (gallery_cams[order] == query_cams[rows, None]))
+
+    return _rank_core(inputs, "llcm", keep, distinct_identity_cmc=True)
+
+
 _PROTOCOL_RANKERS: dict[str, Callable[[_Inputs], RankResult]] = {
     "sysu": _sysu_rank,
     "regdb": _regdb_rank,
     "market": _market_rank,
+    "llcm": _llcm_rank,
 }
 
 
@@ -494,7 +514,8 @@ def evaluate_rank(
         the CMC is computed on the ranking with repeated gallery identities removed (first
         occurrence kept), mAP and mINP on the full (filtered) ranking. ``"regdb"``: plain
         CMC/mAP/mINP on the full ranking. ``"market"``: gallery images with the query's
-        identity *and* camera are removed, plain CMC.
+        identity *and* camera are removed, plain CMC. ``"llcm"``: as ``"market"`` but with the
+        CMC of ``"sysu"`` (repeated gallery identities removed; the LLCM authors' ``eval_llcm``).
 
     Ties in ``distmat`` are broken by gallery order (stable sort).
     Each protocol is also available on its own: :func:`eval_sysu`,
@@ -515,8 +536,7 @@ def evaluate_rank(
     TypeError
         Non-array distances or non-integer ids.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    check_choice(protocol, "protocol", PROTOCOLS)
     inputs = _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol)
     return _PROTOCOL_RANKERS[protocol](inputs)
 
@@ -552,10 +572,15 @@ def query_gallery_distance(
     """
     kind = array_kind(query_features=query_features, gallery_features=gallery_features)
     query = as_features(query_features, "query_features")
-    gallery = as_features(gallery_features, "gallery_features", width=query.shape[1])
-    query = torch.nn.functional.normalize(query, dim=1)
-    gallery = torch.nn.functional.normalize(gallery, dim=1)
-    if rerank:
+    gallery = as_features(gallery_features, "gallery_features")
+    if gallery.shape[1] != query.shape[1]:
+        raise ValueError(
+            f"gallery_features has width {gallery.shape[1]} but query_features has width "
+            f"{query.shape[1]}; both must have the same feature width"
+        )
+    query = l2_normalize(query, dim=1)  # exact for |x| > 1e19 or < 1e-19 too
+    gallery = l2_normalize(gallery, dim=1)
+    if check_bool(rerank, "rerank"):
         # parameter checks live with the re-ranking itself
         from .reranking import k_reciprocal_rerank_features
 

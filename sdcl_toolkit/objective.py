@@ -44,8 +44,9 @@ from typing import Optional
 import torch
 
 from ._arrays import ArrayLike, as_labels
+from ._validation import check_int
 from .losses import CollaborativeNeighborLearning
-from .memory import ClusterMemory, InstanceMemory
+from .memory import ClusterMemory, InstanceMemory, check_features
 from .modality import IR, MODALITIES, RGB, Direction
 from .recipe import OFFICIAL_SYSU, SDCLRecipe
 
@@ -266,8 +267,8 @@ class SDCLObjective:
             raise TypeError(f"recipe must be an SDCLRecipe, got {type(recipe).__name__}")
         self.memories = memories
         self.recipe = recipe
-        self.stage = recipe.stage(epoch)  # validates epoch
-        self.epoch = int(epoch)
+        self.epoch = check_int(epoch, "epoch", minimum=0)
+        self.stage = recipe.stage(self.epoch)
         if memories.shared != (self.stage == 2):
             raise ValueError(
                 f"epoch {epoch} is stage {self.stage} (cmlabel={recipe.cmlabel}) but the "
@@ -429,8 +430,7 @@ class SDCLObjective:
 
     # ------------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _split(deep, shallow, labels, indices, num_rgb):
+    def _split(self, deep, shallow, labels, indices, num_rgb):
         for name, value in (("deep", deep), ("shallow", shallow)):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -441,9 +441,10 @@ class SDCLObjective:
         batch = deep.shape[0]
         if shallow.shape[0] != batch:
             raise ValueError(f"deep has {batch} rows but shallow has {shallow.shape[0]}")
-        if isinstance(num_rgb, bool) or not hasattr(num_rgb, "__index__"):
-            raise TypeError(f"num_rgb must be an integer, got {type(num_rgb).__name__}")
-        num_rgb = int(num_rgb)
+        # dtype, width and NaN/inf under the caller's names (the memories would say "features")
+        check_features(deep, "deep", self.memories.cluster_deep[RGB].num_features)
+        check_features(shallow, "shallow", self.memories.cluster_shallow[RGB].num_features)
+        num_rgb = check_int(num_rgb, "num_rgb")
         if not 0 < num_rgb < batch:
             raise ValueError(
                 f"num_rgb must lie in [1, {batch - 1}] (the batch needs RGB and "

@@ -7,29 +7,40 @@ official ``cluster_contrast_vit_sysu.py`` epoch loop).
    (``k1``, ``k2``; RGB uses ``stage2_rgb_k1`` in stage 2); DBSCAN (``eps``, ``min_samples``);
 2. stage 1: per-modality cluster centroids (mean of the raw deep / shallow features of each
    cluster, then L2-normalised) for the deep and shallow cluster memories;
-3. stage 2: CRA maps every RGB sample to an IR cluster; RGB samples are trained with those
-   IR-space labels; one shared deep and one shared shallow centroid set is built from the
-   RGB (CRA labels) and IR (own labels) features together, as the official code does;
+3. stage 2: the cross-modality association (CRA by default; any method of
+   :mod:`sdcl_toolkit.association` by name, optionally bidirectional) maps every RGB sample
+   to an IR cluster; RGB samples are trained with those IR-space labels; one shared deep
+   and one shared shallow centroid set is built from the RGB (associated labels) and IR
+   (own labels) features together, as the official code does;
 4. the "kept" masks: a sample is trained on only if it has a label != -1 from its own
-   clustering and (stage 2, RGB) after CRA.
+   clustering and (stage 2, RGB) after the association.
 
-The result is one :class:`PseudoLabels` object with labels, masks, centroids, the CRA
-details and statistics for logging.
+The result is one :class:`PseudoLabels` object with labels, masks, centroids, the
+association details and statistics for logging; :meth:`PseudoLabels.quality` scores them
+against ground-truth identities where those are known (diagnostics only).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Optional, cast
+from typing import Any, Optional, Union, cast
 
 import torch
 
 from ._arrays import ArrayLike, array_kind, as_features
 from ._timing import StageTimer
-from .association import CollaborativeRankingAssociation, CRAResult
+from ._validation import check_bool, check_real
+from .association import (
+    Association,
+    BidirectionalAssociation,
+    CollaborativeRankingAssociation,
+    make_association,
+)
+from .association.protocol import result_to_caller
 from .clustering import cluster_centroids, dbscan_pseudo_labels
 from .knn_search import Backend, Candidates
+from .label_quality import pseudo_label_quality
 from .recipe import OFFICIAL_SYSU, SDCLRecipe
 from .reranking import jaccard_distance_tensors
 
@@ -82,8 +93,12 @@ class PseudoLabels:
     deep_centroids, shallow_centroids: ``{"rgb": [C_rgb, D], "ir": [C_ir, D]}`` L2-normalised
         centroids to initialise the cluster memories; in stage 2 both keys hold the same
         shared ``[C_ir, D]`` tensor.
-    cra: the :class:`~sdcl_toolkit.CRAResult` of stage 2 (``None`` in stage 1).
+    association: the association result of stage 2 (``None`` in stage 1): a
+        :class:`~sdcl_toolkit.CRAResult` for CRA, an
+        :class:`~sdcl_toolkit.association.AssociationResult` for the other methods; its
+        ``labels`` are ``rgb.labels``.
     seconds: wall-clock seconds per step.
+    method: name of the association method (e.g. ``"cra"``, ``"ot+bidirectional"``).
     """
 
     stage: int
@@ -91,8 +106,14 @@ class PseudoLabels:
     ir: ModalityLabels
     deep_centroids: dict[str, ArrayLike]
     shallow_centroids: dict[str, ArrayLike]
-    cra: Optional[CRAResult] = None
+    association: Optional[Any] = None
     seconds: dict[str, float] = field(default_factory=dict)
+    method: str = "cra"
+
+    @property
+    def cra(self) -> Optional[Any]:
+        """The stage-2 association result (named for SDCL's default method, CRA)."""
+        return self.association
 
     def training_labels(self) -> dict[str, ArrayLike]:
         """``{"rgb": ..., "ir": ...}`` labels to draw training batches from (-1 = not
@@ -106,10 +127,10 @@ class PseudoLabels:
 
     @property
     def associated_fraction(self) -> float:
-        """Stage 2: fraction of RGB samples CRA assigned to an IR cluster (else NaN)."""
-        if self.cra is None:
+        """Stage 2: fraction of RGB samples associated with an IR cluster (else NaN)."""
+        if self.association is None:
             return float("nan")
-        labels = self.cra.labels
+        labels = self.association.labels
         return float((labels != -1).sum()) / max(1, len(labels))
 
     def summary(self) -> dict[str, Any]:
@@ -120,10 +141,27 @@ class PseudoLabels:
             out[f"{name}_outliers"] = part.num_outliers
             out[f"{name}_classes"] = part.num_classes
             out[f"{name}_kept"] = int(part.kept.sum())
-        if self.cra is not None:
+        if self.association is not None:
+            out["association"] = self.method
             out["associated_fraction"] = round(self.associated_fraction, 4)
         out["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
         return out
+
+    def quality(self, rgb_ids: ArrayLike, ir_ids: ArrayLike) -> dict[str, Any]:
+        """Label-quality diagnostics against ground-truth identities (never for training).
+
+        ``rgb_ids``, ``ir_ids``: ``[N_rgb]``, ``[N_ir]`` true identities (numpy or torch).
+        Returns :func:`sdcl_toolkit.label_quality.pseudo_label_quality` of this epoch's
+        own clusterings (``rgb.cluster_labels``, ``ir.cluster_labels``) and, in stage 2,
+        of the association (``rgb.labels`` into the IR clusters).
+        """
+        return pseudo_label_quality(
+            self.rgb.cluster_labels,
+            rgb_ids,
+            self.ir.cluster_labels,
+            ir_ids,
+            associated=self.rgb.labels if self.association is not None else None,
+        )
 
 
 def _to_caller_shared(kind, tensors: dict[str, torch.Tensor]) -> dict[str, ArrayLike]:
@@ -143,7 +181,9 @@ class PseudoLabeler:
     Parameters
     ----------
     eps:
-        DBSCAN radius.
+        DBSCAN radius, ``0 < eps < 1``: Jaccard distances lie in ``[0, 1]`` and the pairs
+        the sparse Jaccard matrix leaves out are at distance 1, so ``eps >= 1`` would make
+        every pair a neighbour.
     min_samples:
         DBSCAN core size.
     k1, k2:
@@ -152,13 +192,26 @@ class PseudoLabeler:
         ``k1`` of the RGB Jaccard distance in stage 2.
     cra:
         The :class:`~sdcl_toolkit.CollaborativeRankingAssociation` of stage 2
-        (default ``CRA(recipe.cra_topk, recipe.cra_smooth_k)``).
+        (default ``CRA(recipe.cra_topk, recipe.cra_smooth_k)``); shorthand for
+        ``association=cra``.
+    association:
+        The stage-2 association: a name of :data:`~sdcl_toolkit.association.ASSOCIATION_METHODS`
+        (``"cra"``, ``"centroid"``, ``"hungarian"``, ``"ot"``; CRA with the default depth
+        and smoothing) or an association object (see :mod:`sdcl_toolkit.association`).
+        The RGB samples' own DBSCAN labels are passed as ``src_labels``.
+    bidirectional:
+        Keep an RGB -> IR association only where the IR -> RGB association agrees
+        (:class:`~sdcl_toolkit.association.BidirectionalAssociation`).
 
     The defaults are the official SYSU-MM01 values (:meth:`SDCLRecipe.sysu`: eps 0.6,
     min_samples 4, k1 30, k2 6, stage-2 RGB k1 15, CRA depth 20 with 5 smoothing
     neighbours); :meth:`for_dataset` / :meth:`from_recipe` give another dataset's.
     backend, candidates:
         kNN backend and candidate precision for every search (see :func:`sdcl_toolkit.knn`).
+    group:
+        ``None``, ``"world"`` or a ``torch.distributed`` process group: shard the Jaccard
+        kNN searches over its ranks (every rank must call the labeler with the same
+        features; all ranks get the same labels).
 
     Example
     -------
@@ -176,26 +229,53 @@ class PseudoLabeler:
         stage2_rgb_k1: int = OFFICIAL_SYSU.stage2_rgb_k1,
         cra: Optional[CollaborativeRankingAssociation] = None,
         *,
+        association: Union[str, Association] = "cra",
+        bidirectional: bool = False,
         backend: Backend = "auto",
         candidates: Candidates = "auto",
+        group: Optional[Any] = None,
     ) -> None:
-        self.eps = eps
+        bidirectional = check_bool(bidirectional, "bidirectional")
+        self.eps = check_real(  # Jaccard distances: absent pairs are at 1
+            eps, "eps", minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False
+        )
+        self.group = group
         self.min_samples = min_samples
         self.k1 = k1
         self.k2 = k2
         self.stage2_rgb_k1 = stage2_rgb_k1
         self.backend = backend
         self.candidates = candidates
-        self.cra = (
-            cra
-            if cra is not None
-            else CollaborativeRankingAssociation(backend=backend, candidates=candidates)
-        )
+        if cra is not None and not (isinstance(association, str) and association == "cra"):
+            raise ValueError("pass either cra= or association=, not both")
+        method: Association
+        if cra is not None:
+            method = cra
+        elif isinstance(association, str):
+            method = make_association(association, backend=backend, candidates=candidates)
+        elif callable(getattr(association, "associate_tensors", None)):
+            method = association
+        else:
+            raise TypeError(
+                "association must be a method name "
+                f"('cra', 'centroid', 'hungarian', 'ot') or an association object, got "
+                f"{type(association).__name__}"
+            )
+        if bidirectional and not isinstance(method, BidirectionalAssociation):
+            method = BidirectionalAssociation(method)
+        self.association = method
+
+    @property
+    def cra(self) -> Optional[CollaborativeRankingAssociation]:
+        """The CRA in use (also inside a bidirectional wrapper), else ``None``."""
+        method = getattr(self.association, "base", self.association)
+        return method if isinstance(method, CollaborativeRankingAssociation) else None
 
     @classmethod
     def from_recipe(cls, recipe: SDCLRecipe, **overrides: Any) -> PseudoLabeler:
         """The pseudo-labelling settings of ``recipe`` (eps, min_samples, k1, k2,
-        stage2_rgb_k1, CRA depth and smoothing), with optional keyword overrides."""
+        stage2_rgb_k1, CRA depth and smoothing), with optional keyword overrides
+        (``association="ot"``, ``bidirectional=True``, ...)."""
         if not isinstance(recipe, SDCLRecipe):
             raise TypeError(f"recipe must be an SDCLRecipe, got {type(recipe).__name__}")
         options = {key: overrides.pop(key) for key in ("backend", "candidates") if key in overrides}
@@ -206,10 +286,12 @@ class PseudoLabeler:
             k2=recipe.k2,
             stage2_rgb_k1=recipe.stage2_rgb_k1,
         )
-        if "cra" not in overrides:
+        name = overrides.get("association", "cra")
+        if "cra" not in overrides and isinstance(name, str) and name == "cra":
             values["cra"] = CollaborativeRankingAssociation(
                 recipe.cra_topk, recipe.cra_smooth_k, **options
             )
+            overrides.pop("association", None)
         return cls(**{**values, **overrides}, **options)
 
     @classmethod
@@ -221,7 +303,8 @@ class PseudoLabeler:
     def __repr__(self) -> str:
         return (
             f"PseudoLabeler(eps={self.eps}, min_samples={self.min_samples}, k1={self.k1}, "
-            f"k2={self.k2}, stage2_rgb_k1={self.stage2_rgb_k1}, cra={self.cra!r})"
+            f"k2={self.k2}, stage2_rgb_k1={self.stage2_rgb_k1}, "
+            f"association={self.association!r})"
         )
 
     # ------------------------------------------------------------------ steps
@@ -233,7 +316,7 @@ class PseudoLabeler:
         with timer.stage(f"jaccard_{name}"):
             z = torch.cat([deep, shallow], dim=1)
             distance = jaccard_distance_tensors(
-                z, k1, self.k2, backend=self.backend, candidates=self.candidates
+                z, k1, self.k2, backend=self.backend, candidates=self.candidates, group=self.group
             )
         with timer.stage(f"dbscan_{name}"):
             labels = dbscan_pseudo_labels(distance.to_scipy(), self.eps, self.min_samples)
@@ -253,7 +336,7 @@ class PseudoLabeler:
         ----------
         deep_rgb, shallow_rgb: ``[N_rgb, D]`` raw deep and shallow RGB features.
         deep_ir, shallow_ir: ``[N_ir, D]`` raw deep and shallow IR features.
-        stage: 1 (per-modality) or 2 (CRA + shared memories).
+        stage: 1 (per-modality) or 2 (association + shared memories).
         """
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
@@ -292,7 +375,7 @@ class PseudoLabeler:
                 "features, or raise eps"
             )
 
-        cra_result: Optional[CRAResult] = None
+        association_result: Optional[Any] = None
         if stage == 1:
             rgb_labels, ir_labels = rgb_own, ir_own
             with timer.stage("centroids"):
@@ -306,9 +389,12 @@ class PseudoLabeler:
                 }
             classes = {"rgb": num_rgb, "ir": num_ir}
         else:
-            with timer.stage("cra"):
-                cra_result = self.cra.associate_tensors(d_rgb, s_rgb, d_ir, s_ir, ir_own)
-            rgb_labels, ir_labels = cast(torch.Tensor, cra_result.labels), ir_own  # tensor-level
+            with timer.stage("cra" if self.association.name == "cra" else "association"):
+                association_result = self.association.associate_tensors(
+                    d_rgb, s_rgb, d_ir, s_ir, ir_own, rgb_own
+                )
+            rgb_labels = cast(torch.Tensor, association_result.labels)  # tensor-level
+            ir_labels = ir_own
             with timer.stage("centroids"):
                 all_labels = torch.cat([rgb_labels, ir_labels])
                 shared_deep = cluster_centroids(torch.cat([d_rgb, d_ir]), all_labels, num_ir)
@@ -334,15 +420,11 @@ class PseudoLabeler:
             ir=part(ir_labels, ir_own, "ir", num_ir),
             deep_centroids=_to_caller_shared(kind, deep_c),
             shallow_centroids=_to_caller_shared(kind, shallow_c),
-            cra=None
-            if cra_result is None
-            else CRAResult(
-                kind.to_caller(cra_result.labels),
-                kind.to_caller(cra_result.ranking_labels),
-                kind.to_caller(cra_result.votes),
-                cra_result.seconds,
-            ),
+            association=None
+            if association_result is None
+            else result_to_caller(kind, association_result),
             seconds=dict(timer.seconds),
+            method=self.association.name,
         )
         logger.info("pseudo-labels: %s", result.summary())
         return result

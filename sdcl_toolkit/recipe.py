@@ -29,6 +29,8 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
+from ._validation import check_choice, check_int, check_real
+
 __all__ = [
     "SDCLRecipe",
     "RecipeError",
@@ -275,8 +277,16 @@ class SDCLRecipe:
         """``{field: value}`` of every hyper-parameter (no ``name`` / ``dataset``)."""
         return {name: getattr(self, name) for name in RECIPE_FIELDS}
 
+    def _checked(self, problems: list[str], check: Any, name: str, **limits: Any) -> None:
+        """Run ``check(value, name, **limits)`` on field ``name``: store the normalised value
+        (numpy scalars become Python numbers) or append the error message to ``problems``."""
+        try:
+            object.__setattr__(self, name, check(getattr(self, name), name, **limits))
+        except (TypeError, ValueError) as error:
+            problems.append(str(error))
+
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[str] = []
         for name in (
             "epochs",
             "iters_stage1",
@@ -295,17 +305,11 @@ class SDCLRecipe:
             "width",
             "norm_groups",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
+            self._checked(problems, check_int, name, minimum=1)
         for name in ("cmlabel", "homogeneous_start", "heterogeneous_start"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name} must be an integer >= 0, got {value!r}")
+            self._checked(problems, check_int, name, minimum=0)
         for name in ("lr", "temp", "cnl_temp", "gamma"):
-            value = getattr(self, name)
-            if not _is_real(value) or not value > 0 or value == float("inf"):
-                problems.append(f"{name} must be a positive finite number, got {value!r}")
+            self._checked(problems, check_real, name, minimum=0.0, min_inclusive=False)
         for name in (
             "weight_decay",
             "lambda_shallow",
@@ -324,9 +328,7 @@ class SDCLRecipe:
             "aug_hue",
             "aug_erasing",
         ):
-            value = getattr(self, name)
-            if not _is_real(value) or not 0 <= value < float("inf"):
-                problems.append(f"{name} must be a finite number >= 0, got {value!r}")
+            self._checked(problems, check_real, name, minimum=0.0)
         for name in (
             "memory_momentum",
             "stage2_memory_momentum",
@@ -334,39 +336,32 @@ class SDCLRecipe:
             "sgd_momentum",
             "cnl_threshold",
         ):
-            value = getattr(self, name)
-            if not _is_real(value) or not 0 <= value <= 1:
-                problems.append(f"{name} must lie in [0, 1], got {value!r}")
-        first = self.first_epoch_memory_momentum
-        if first is not None and (not _is_real(first) or not 0 <= first <= 1):
-            problems.append(
-                f"first_epoch_memory_momentum must be None or lie in [0, 1], got {first!r}"
+            self._checked(problems, check_real, name, minimum=0.0, maximum=1.0)
+        if self.first_epoch_memory_momentum is not None:
+            self._checked(
+                problems, check_real, "first_epoch_memory_momentum", minimum=0.0, maximum=1.0
             )
         if not _is_real(self.eps) or not 0 < self.eps <= 1:
             problems.append(
                 f"eps must lie in (0, 1] (Jaccard distances lie in [0, 1]), got {self.eps!r}"
             )
-        if self.memory_mode not in ("mean", "hard"):
-            problems.append(f"memory_mode must be 'mean' or 'hard', got {self.memory_mode!r}")
-        if not 0 <= self.aug_hue <= 0.5:
+        else:
+            object.__setattr__(self, "eps", float(self.eps))
+        self._checked(problems, check_choice, "memory_mode", choices=("mean", "hard"))
+        if _is_real(self.aug_hue) and not 0 <= self.aug_hue <= 0.5:
             problems.append(f"aug_hue must lie in [0, 0.5], got {self.aug_hue!r}")
-        if self.aug_erasing > 1:
+        if _is_real(self.aug_erasing) and self.aug_erasing > 1:
             problems.append(f"aug_erasing is a probability, got {self.aug_erasing!r}")
-        if (
-            isinstance(self.aug_padding, bool)
-            or not isinstance(self.aug_padding, int)
-            or self.aug_padding < 0
-        ):
-            problems.append(f"aug_padding must be an integer >= 0, got {self.aug_padding!r}")
+        self._checked(problems, check_int, "aug_padding", minimum=0)
         grid = self.checkpoint_grid
         if not (
-            isinstance(grid, tuple)
-            and len(grid) == 2
-            and all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)
+            isinstance(grid, tuple) and len(grid) == 2 and all(_is_int(g) and g > 0 for g in grid)
         ):
             problems.append(
                 f"checkpoint_grid must be a (rows, cols) pair of positive integers, got {grid!r}"
             )
+        else:
+            object.__setattr__(self, "checkpoint_grid", (int(grid[0]), int(grid[1])))
         for name in ("batch_rgb", "batch_ir"):
             value = getattr(self, name)
             if (
@@ -435,22 +430,27 @@ class SDCLRecipe:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    try:
+        check_real(value, "value", allow_inf=True)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    try:
+        check_int(value, "value")
+    except TypeError:
+        return False
+    return True
 
 
 def _epoch(epoch: Any) -> int:
-    if isinstance(epoch, bool) or not hasattr(epoch, "__index__"):
-        raise TypeError(f"epoch must be an integer, got {type(epoch).__name__}")
-    epoch = int(epoch)
-    if epoch < 0:
-        raise ValueError(f"epoch must be >= 0, got {epoch}")
-    return epoch
+    return check_int(epoch, "epoch", minimum=0)
 
 
 def _stage(stage: Any) -> int:
-    if isinstance(stage, bool) or stage not in (1, 2):
-        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
-    return int(stage)
+    return check_int(stage, "stage", minimum=1, maximum=2)
 
 
 RECIPE_FIELDS: tuple[str, ...] = tuple(

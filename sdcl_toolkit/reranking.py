@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from ._arrays import ArrayLike, array_kind, as_features, as_tensor
+from ._normalize import l2_normalize
 from ._sparse import Csr, expand_segments
 from ._timing import StageTimer
+from ._validation import check_int, check_real
 from .knn_search import Backend, Candidates, knn_tensors
 from .recipe import OFFICIAL_SYSU
 
@@ -69,20 +71,31 @@ _PAIR_DISTANCE_BUDGET = 1 << 22  # floats of gathered feature rows per block of 
 # ----------------------------------------------------------------------------- validation
 
 
-def _check_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-
-
-def _check_k1_k2(k1: int, k2: int, num_samples: int) -> None:
-    _check_int("k1", k1)
-    _check_int("k2", k2)
-    if k1 < 1:
-        raise ValueError(f"k1 must be >= 1, got {k1}")
+def _check_k1_k2(k1: int, k2: int, num_samples: int) -> tuple[int, int]:
+    k1 = check_int(k1, "k1", minimum=1)
+    k2 = check_int(k2, "k2", minimum=1)
     if k1 >= num_samples:
         raise ValueError(f"k1={k1} must be smaller than the number of samples ({num_samples})")
-    if not 1 <= k2 <= k1:
+    if k2 > k1:
         raise ValueError(f"k2 must be in [1, k1={k1}], got {k2}")
+    return k1, k2
+
+
+def _features_for_jaccard(features: ArrayLike, device) -> torch.Tensor:
+    """Validated float32 features on ``device``; float64 rows are L2-normalised in float64
+    first, so values outside float32's range (``|x| > 3e38`` or ``< 1e-45``) keep their
+    direction instead of becoming inf or zero."""
+    if isinstance(features, np.ndarray) and features.dtype == np.float64:
+        features = _prenormalize64(torch.from_numpy(np.ascontiguousarray(features))).numpy()
+    elif isinstance(features, torch.Tensor) and features.dtype == torch.float64:
+        features = _prenormalize64(features.detach())
+    return as_features(features, "features").to(device)
+
+
+def _prenormalize64(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() != 2 or x.numel() == 0 or not bool(torch.isfinite(x).all()):
+        return x  # as_features reports the problem
+    return l2_normalize(x)
 
 
 # ----------------------------------------------------------------------------- neighbour sets
@@ -359,14 +372,17 @@ def jaccard_distance_tensors(
     backend: Backend = "auto",
     candidates: Candidates = "auto",
     timings: Optional[dict[str, float]] = None,
+    group: Optional[Any] = None,
 ) -> Csr:
     """Tensor-level :func:`jaccard_distance`: float32 ``[N, D]`` tensor in, :class:`Csr` out."""
     n = features.shape[0]
-    _check_k1_k2(k1, k2, n)
+    k1, k2 = _check_k1_k2(k1, k2, n)
     timer = StageTimer(timings, features.device)
-    x = torch.nn.functional.normalize(features, dim=1)
+    x = l2_normalize(features)  # exact for any finite scale; all-zero rows stay zero
     with timer.stage("knn"):
-        sims, rank = knn_tensors(x, x, k1, backend=backend, candidates=candidates)
+        sims, rank = knn_tensors(
+            x, x, k1, backend=backend, candidates=candidates, group=group, k_name="k1"
+        )
     with timer.stage("reciprocal_expansion"):
         rows, cols = _expanded_neighbour_pairs(rank, k1)
     with timer.stage("weights"):
@@ -392,6 +408,7 @@ def jaccard_distance(
     backend: Backend = "auto",
     candidates: Candidates = "auto",
     timings: Optional[dict[str, float]] = None,
+    group: Optional[Any] = None,
 ):
     """Sparse k-reciprocal Jaccard distance between all samples.
 
@@ -414,6 +431,10 @@ def jaccard_distance(
         kNN candidate precision, see :func:`sdcl_toolkit.knn` (the search is exact either way).
     timings:
         Optional dict that receives the seconds spent per stage (:data:`JACCARD_STAGES`).
+    group:
+        ``None``, ``"world"`` or a ``torch.distributed`` process group: shard the kNN search
+        over its ranks (every rank passes the same features and gets the same result; see
+        :func:`sdcl_toolkit.knn`).
 
     Returns
     -------
@@ -423,9 +444,9 @@ def jaccard_distance(
     input. Symmetric, values in ``[0, 1)``.
     """
     kind = array_kind(features=features)
-    x = as_features(features, "features").to(kind.device)
+    x = _features_for_jaccard(features, kind.device)
     out = jaccard_distance_tensors(
-        x, k1, k2, backend=backend, candidates=candidates, timings=timings
+        x, k1, k2, backend=backend, candidates=candidates, timings=timings, group=group
     )
     return out.to_scipy() if kind.is_numpy else out.to_torch()
 
@@ -439,12 +460,19 @@ def _smallest_with_index_ties(d: torch.Tensor, k: int) -> torch.Tensor:
     return _topk_lowest_index_ties(-d, k)[1]
 
 
+def _safe_column_max(col_max: torch.Tensor) -> torch.Tensor:
+    """Column maxima used as divisors: a column whose distances are all zero (identical or
+    all-zero features) is divided by 1, keeping its zeros instead of the official 0/0 = NaN."""
+    return torch.where(col_max > 0, col_max, torch.ones_like(col_max))
+
+
 class _JointDistances:
     """The official re-ranking's ``original_dist`` without materialising it.
 
     ``original_dist[i, j] = D[j, i]^2 / max_r D[r, i]^2`` where ``D`` is the joint
     ``[[q_q, q_g], [q_g.T, g_g]]`` matrix (the official code divides each column by its
-    maximum and transposes). Rows are produced in chunks from the three blocks.
+    maximum and transposes). Rows are produced in chunks from the three blocks, in float64
+    (squares of float32 distances are exact there).
     """
 
     def __init__(self, q_g: torch.Tensor, q_q: torch.Tensor, g_g: torch.Tensor) -> None:
@@ -454,7 +482,7 @@ class _JointDistances:
         self.device = q_g.device
         col_max_q = torch.maximum(q_q.square().amax(0), q_g.square().amax(1))
         col_max_g = torch.maximum(q_g.square().amax(0), g_g.square().amax(0))
-        self.col_max = torch.cat([col_max_q, col_max_g])
+        self.col_max = _safe_column_max(torch.cat([col_max_q, col_max_g]))
 
     def transposed_rows(self, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of ``D.T`` (= columns of ``D``)."""
@@ -472,12 +500,16 @@ class _JointDistances:
         d = self.transposed_rows(start, stop).square()
         return d / self.col_max[start:stop, None]
 
+    def nearest(self, start: int, stop: int, width: int) -> torch.Tensor:
+        """``[B, width]`` nearest columns of rows ``start:stop`` (ties: lower index first)."""
+        return _smallest_with_index_ties(self.rows(start, stop), width)
+
     def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """``original_dist[rows, cols]`` for a list of pairs."""
         q = self.num_query
         # D.T[i, j] = D[j, i]
         j, i = rows, cols  # read D[i', j'] with i' = cols, j' = rows
-        out = torch.empty(rows.numel(), dtype=torch.float32, device=rows.device)
+        out = torch.empty(rows.numel(), dtype=self.q_g.dtype, device=rows.device)
         iq, jq = i < q, j < q
         for mask, block, r, c in (
             (iq & jq, self.q_q, i, j),
@@ -490,22 +522,37 @@ class _JointDistances:
         return out.square() / self.col_max[rows]
 
 
+# float64 rounding of one centred squared distance |a|^2 + |b|^2 - 2 a.b, relative to
+# |a|^2 + |b|^2: a few units of 2**-53 per accumulated term (bound with a wide safety factor)
+_GEMM_RELATIVE_ERROR = 8 * 2.0**-53
+_RANK_EXTRA = 16  # candidates re-scored exactly beyond the ones kept
+
+
 class _FeatureDistances:
-    """:class:`_JointDistances` computed from features: Euclidean distances of the joint
-    ``[query; gallery]`` set, produced row chunk by row chunk (never ``(Q+G)^2`` at once)."""
+    """:class:`_JointDistances` computed from features: squared Euclidean distances of the
+    joint ``[query; gallery]`` set, row chunk by row chunk (never ``(Q+G)^2`` at once).
+
+    Numerically stable: the features are centred on their mean and the distances computed
+    in float64 as ``|a|^2 + |b|^2 - 2 a.b`` (no cancellation from a common offset). The
+    neighbour ranking, which near-identical features make sensitive, is refined with
+    directly computed ``sum_d (a_d - b_d)^2`` for the candidates near each row's boundary,
+    with a proven margin (rows that cannot be proven are computed directly in full).
+    """
 
     def __init__(self, query: torch.Tensor, gallery: torch.Tensor) -> None:
-        self.x = torch.cat([query, gallery])
+        x = torch.cat([query, gallery]).double()
+        self.x = x - x.mean(0, keepdim=True)
         self.sq = self.x.square().sum(1)
         self.num_query, self.num_gallery = query.shape[0], gallery.shape[0]
         self.total = self.x.shape[0]
         self.device = query.device
         # distances are symmetric: column maxima = row maxima, one pass over row chunks
-        self.col_max = torch.empty(self.total, device=self.x.device)
+        col_max = torch.empty(self.total, dtype=torch.float64, device=self.x.device)
         step = self._step()
         for start in range(0, self.total, step):
             stop = min(start + step, self.total)
-            self.col_max[start:stop] = self._squared(start, stop).amax(1)
+            col_max[start:stop] = self._squared(start, stop).amax(1)
+        self.col_max = _safe_column_max(col_max)
 
     def _step(self) -> int:
         return max(1, _DISTANCE_ROWS_BUDGET // self.total)
@@ -514,17 +561,55 @@ class _FeatureDistances:
         d = self.sq[start:stop, None] + self.sq[None, :] - 2 * (self.x[start:stop] @ self.x.T)
         return d.clamp_min_(0)
 
-    def rows(self, start: int, stop: int) -> torch.Tensor:
-        return self._squared(start, stop) / self.col_max[start:stop, None]
-
-    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(rows.numel(), dtype=torch.float32, device=rows.device)
+    def _direct(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``sum_d (x[rows] - x[cols])^2`` (float64, no cancellation), ``[P]``."""
+        out = torch.empty(rows.numel(), dtype=torch.float64, device=rows.device)
         step = max(1, _PAIR_DISTANCE_BUDGET // max(1, self.x.shape[1]))
         for start in range(0, rows.numel(), step):
             r, c = rows[start : start + step], cols[start : start + step]
-            d = self.sq[r] + self.sq[c] - 2 * (self.x[r] * self.x[c]).sum(1)
-            out[start : start + step] = d.clamp_min_(0)
-        return out / self.col_max[rows]
+            out[start : start + step] = (self.x[r] - self.x[c]).square().sum(1)
+        return out
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        return self._squared(start, stop) / self.col_max[start:stop, None]
+
+    def nearest(self, start: int, stop: int, width: int) -> torch.Tensor:
+        approx = self._squared(start, stop)  # [B, T], error <= err[b] per entry
+        b, total = approx.shape
+        err = _GEMM_RELATIVE_ERROR * self.x.shape[1] * (self.sq[start:stop] + self.sq.max())
+        wide = min(width + _RANK_EXTRA, total)
+        cand = torch.sort(_smallest_with_index_ties(approx, wide), dim=1).values
+        row_ids = torch.arange(start, stop, device=approx.device)
+        exact = self._direct(row_ids.repeat_interleave(wide), cand.reshape(-1)).reshape(b, wide)
+        order = _smallest_with_index_ties(exact, width)
+        kth = torch.gather(exact, 1, order[:, -1:]).squeeze(1)
+        result = torch.gather(cand, 1, order)
+        if wide < total:
+            # a column outside the candidates has exact distance >= approx - err >= the
+            # largest candidate's approx - err; rows where that may undercut the kept k-th
+            # distance re-score every column that could (approx - err <= k-th + err)
+            last = torch.gather(approx, 1, cand).amax(1)
+            unsure = (last - err <= kth + err).nonzero().flatten()
+            if unsure.numel():
+                result[unsure] = self._nearest_fallback(
+                    approx[unsure], err[unsure], kth[unsure], unsure + start, width
+                )
+        return result
+
+    def _nearest_fallback(self, approx, err, kth, row_ids, width):
+        hit = approx - err[:, None] <= (kth + err)[:, None]
+        counts = hit.sum(1)
+        row_of, col = hit.nonzero(as_tuple=True)  # sorted by (row, col)
+        slot = torch.arange(row_of.numel(), device=col.device) - (counts.cumsum(0) - counts)[row_of]
+        size = (approx.shape[0], max(int(counts.max()), width))
+        exact = torch.full(size, math.inf, dtype=torch.float64, device=col.device)
+        cand = torch.full(size, self.total, dtype=torch.int64, device=col.device)
+        exact[row_of, slot] = self._direct(row_ids[row_of], col)
+        cand[row_of, slot] = col
+        return torch.gather(cand, 1, _smallest_with_index_ties(exact, width))
+
+    def pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        return self._direct(rows, cols) / self.col_max[rows]
 
 
 def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
@@ -535,9 +620,9 @@ def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
     step = max(1, _DISTANCE_ROWS_BUDGET // total)
     for start in range(0, total, step):
         stop = min(start + step, total)
-        rank[start:stop] = _smallest_with_index_ties(dist.rows(start, stop), width)
+        rank[start:stop] = dist.nearest(start, stop, width)
     rows, cols = _expanded_neighbour_pairs(rank, k1)
-    od = dist.pairs(rows, cols)
+    od = dist.pairs(rows, cols).to(torch.float32)
     v = Csr.from_sorted_coo(rows, cols, _row_softmax(rows, -od, total), (total, total))
     if k2 != 1:
         v = _query_expansion(v, rank[:, :k2])
@@ -545,21 +630,26 @@ def _rerank_core(dist, k1: int, k2: int, lambda_value: float) -> torch.Tensor:
     query_rows = torch.arange(q, device=device)
     for i, j, m in _min_sums_upper(v, rows_subset=query_rows, upper_only=False, column_offset=q):
         jaccard[i, j - q] = 1 - m / (2 - m)
-    original = dist.rows(0, q)[:, q:]
+    original = dist.rows(0, q)[:, q:].to(torch.float32)
     return jaccard * (1 - lambda_value) + original * lambda_value
 
 
-def _check_rerank_params(k1: int, k2: int, lambda_value: float, total: int) -> None:
-    _check_int("k1", k1)
-    _check_int("k2", k2)
-    if k1 < 1 or k1 >= total:
+def _float64_device(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float64, on the CPU where the device has no float64 (Apple MPS)."""
+    return (t.cpu() if t.device.type == "mps" else t).double()
+
+
+def _check_rerank_params(k1: int, k2: int, lambda_value: float, total: int):
+    k1 = check_int(k1, "k1", minimum=1)
+    k2 = check_int(k2, "k2", minimum=1)
+    lambda_value = check_real(lambda_value, "lambda_value", minimum=0.0, maximum=1.0)
+    if k1 >= total:
         raise ValueError(
             f"k1 must be in [1, {total - 1}] for {total} query+gallery samples, got {k1}"
         )
-    if not 1 <= k2 <= k1 + 1:
+    if k2 > k1 + 1:
         raise ValueError(f"k2 must be in [1, k1 + 1], got {k2}")
-    if not 0.0 <= float(lambda_value) <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value}")
+    return k1, k2, lambda_value
 
 
 def k_reciprocal_rerank(
@@ -604,8 +694,9 @@ def k_reciprocal_rerank(
             f"shapes do not fit: q_g_dist {tuple(q_g.shape)} needs q_q_dist ({num_q}, {num_q}) "
             f"and g_g_dist ({num_g}, {num_g}), got {tuple(q_q.shape)} and {tuple(g_g.shape)}"
         )
-    _check_rerank_params(k1, k2, lambda_value, num_q + num_g)
-    out = _rerank_core(_JointDistances(q_g, q_q, g_g), k1, k2, float(lambda_value))
+    k1, k2, lam = _check_rerank_params(k1, k2, lambda_value, num_q + num_g)
+    q_g, q_q, g_g = (_float64_device(t) for t in (q_g, q_q, g_g))
+    out = _rerank_core(_JointDistances(q_g, q_q, g_g), k1, k2, lam)
     return kind.to_caller(out)
 
 
@@ -631,7 +722,6 @@ def k_reciprocal_rerank_features(
         raise ValueError(
             f"query_features have width {q.shape[1]} but gallery_features have width {g.shape[1]}"
         )
-
-    _check_rerank_params(k1, k2, lambda_value, q.shape[0] + g.shape[0])
-    dist = _FeatureDistances(q, g)
-    return kind.to_caller(_rerank_core(dist, k1, k2, float(lambda_value)))
+    k1, k2, lam = _check_rerank_params(k1, k2, lambda_value, q.shape[0] + g.shape[0])
+    dist = _FeatureDistances(_float64_device(q), _float64_device(g))
+    return kind.to_caller(_rerank_core(dist, k1, k2, lam))

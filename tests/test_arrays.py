@@ -79,3 +79,70 @@ def test_labels_and_indices():
         ValueError, match=r"must lie in \[0, 5\), got out-of-range values \[-1, 7\]"
     ):
         as_index(np.array([0, 7, -1]), "idx", upper=5)
+
+
+# --------------------------------------------------------------------------- one label rule
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([9.3e18, 9.4e18]),  # beyond int64: would both wrap to -2**63
+        np.array([1.0, np.inf]),
+        np.array([-1e19, 0.0]),
+        np.array([2.0**63]),
+        torch.tensor([1e30], dtype=torch.float32),
+    ],
+)
+def test_float_labels_beyond_int64_are_refused(values):
+    with pytest.raises(ValueError, match=r"^y holds values beyond the int64 range"):
+        as_labels(values, "y")
+
+
+def test_float_labels_at_the_int64_edge_stay_exact():
+    values = np.array([-(2.0**63), 2.0**62, 9.2e18])
+    out = as_labels(values, "y")
+    assert out.tolist() == [int(v) for v in values]
+
+
+@pytest.mark.parametrize("values", [np.array([np.nan, 1.0]), np.array([0.5])])
+def test_nan_and_fractions_are_non_integral(values):
+    with pytest.raises(ValueError, match=r"^y must hold integers"):
+        as_labels(values, "y")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([True, False]),
+        torch.tensor([True]),
+        np.array(["a"]),
+        np.array([1 + 2j]),
+        np.array([object()], dtype=object),
+    ],
+)
+def test_non_numeric_label_dtypes_are_type_errors(values):
+    with pytest.raises(TypeError, match=r"^y "):
+        as_labels(values, "y")
+
+
+def test_uint64_labels():
+    assert as_labels(np.array([3, 2**63 - 1], dtype=np.uint64), "y").tolist() == [3, 2**63 - 1]
+    with pytest.raises(ValueError, match="int64 range"):
+        as_labels(np.array([2**63], dtype=np.uint64), "y")
+
+
+def test_labels_must_be_one_dimensional():
+    with pytest.raises(ValueError, match=r"^y must be 1-D"):
+        as_labels(np.zeros((2, 2), np.int64), "y")
+    with pytest.raises(ValueError, match=r"^y must be 1-D"):
+        as_labels(np.array(3), "y")
+
+
+def test_index_range_names_the_argument_and_hints_at_outliers():
+    with pytest.raises(ValueError, match=r"^labels must lie in \[0, 3\).*\(2 of 3 entries\)"):
+        as_index(np.array([0, 3, 4]), "labels", upper=3)
+    with pytest.raises(ValueError, match="DBSCAN outliers"):
+        as_index(np.array([0, -1]), "labels", upper=3, outlier_hint=True)
+    with pytest.raises(ValueError, match="length 2, expected 3"):
+        as_index(np.array([0, 1]), "labels", upper=3, length=3)

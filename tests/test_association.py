@@ -175,8 +175,13 @@ def test_topk_and_smooth_k_larger_than_available(fx):
         CRA(topk=401)(*args(fx))
     with pytest.raises(ValueError, match="smooth_k=601 is larger than the 600 source samples"):
         CRA(smooth_k=601)(*args(fx))
-    with pytest.raises(ValueError, match="topk must be a positive int"):
+    with pytest.raises(ValueError, match="topk must be >= 1, got 0"):
         CRA(topk=0)
+    with pytest.raises(TypeError, match="smooth_k must be an integer"):
+        CRA(smooth_k=5.0)
+    with pytest.raises(TypeError, match="topk must be an integer"):
+        CRA(topk=True)
+    assert CRA(topk=np.int64(7)).topk == 7 and type(CRA(topk=np.int64(7)).topk) is int
 
 
 def test_nan_and_mixed_types(fx):
@@ -224,3 +229,72 @@ def test_associate_tensors_matches_associate(fx):
         CRA().associate_tensors(*features, labels[:-1])
     with pytest.raises(ValueError, match="same samples"):
         CRA().associate_tensors(features[0][:-1], *features[1:], labels)
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    rows=st.integers(1, 6),
+    k=st.integers(1, 9),
+    m=st.integers(1, 9),
+    labels=st.integers(1, 5),
+)
+def test_counting_by_binary_search_equals_the_dense_comparison(seed, rows, k, m, labels):
+    from sdcl_toolkit.association.cra import _occurrences, _ranking_labels, _smoothed_labels
+
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randint(-1, labels, (rows, k), generator=g)
+    pool = torch.randint(-1, labels, (rows, m), generator=g)
+    dense = (values[:, :, None] == pool[:, None, :]).sum(-1)  # the former [N, K, M] count
+    assert torch.equal(_occurrences(values, pool), dense)
+    if m == k:
+        label, count = _ranking_labels(values, pool)
+        best = torch.argmax(dense, dim=1)
+        assert torch.equal(label, values[torch.arange(rows), best])
+        assert torch.equal(count, dense[torch.arange(rows), best])
+    neighbours = torch.randint(0, rows, (rows, k), generator=g)
+    ranking = torch.randint(-1, labels, (rows,), generator=g)
+    votes = ranking[neighbours]
+    score = (votes[:, :, None] == votes[:, None, :]).sum(-1) * (labels + 2) - (votes + 1)
+    expected = votes[torch.arange(rows), torch.argmax(score, dim=1)]
+    assert torch.equal(_smoothed_labels(ranking, neighbours), expected)
+
+
+_PEAK_SCRIPT = """
+import resource, sys, numpy as np, torch
+from sdcl_toolkit import CRA
+n_src, n_tgt, k = (int(v) for v in sys.argv[1:4])
+rng = np.random.default_rng(0)
+x = [rng.normal(size=(n, 8)).astype(np.float32) for n in (n_src, n_src, n_tgt, n_tgt)]
+y = rng.integers(-1, 50, n_tgt)
+torch.set_num_threads(1)
+CRA(topk=2, smooth_k=2)(x[0][:50], x[1][:50], *x[2:], y)  # warm up (allocator, kernels)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+CRA(topk=k, smooth_k=k)(*x, y)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) / 1024)  # MiB (ru_maxrss is in KiB on Linux)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_is_linear_in_n_times_k(tmp_path):
+    # N = 1000 source samples, topk = smooth_k = 1000: an [N, K, K] count needs 1 GB of
+    # booleans and 8 GB of int64 (the former behaviour, 8.9 GB reported); the [N, K] work
+    # arrays are ~8 MB each
+    import subprocess
+    import sys
+
+    script = tmp_path / "peak.py"
+    script.write_text(_PEAK_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), "1000", "1000", "1000"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    grown_mib = float(out.stdout.strip().splitlines()[-1])
+    assert grown_mib < 300, out.stdout

@@ -37,3 +37,12 @@ def test_lightning_module_trains_two_epochs():
     metrics = _load("lightning_sdcl").main(["--epochs", "2", "--iters", "3"])
     assert math.isfinite(metrics["loss/loss"])
     assert metrics["labels/stage"] == 2.0 and metrics["loss/heterogeneous"] > 0
+
+
+@pytest.mark.parametrize("script", ["train_sysu", "train_regdb"])
+def test_training_scripts_report_bad_settings_without_a_traceback(script, tmp_path):
+    expected = f"(?s){script}.py: error: .*(no --data-dir|RegDB needs --data-dir)"
+    with pytest.raises(SystemExit, match=expected):
+        _load(script).main(["--pretrained", "none", "--output-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="nothing to resume from"):
+        _load(script).main(["--resume", "--output-dir", str(tmp_path)])

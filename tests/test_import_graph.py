@@ -7,11 +7,12 @@ type-only: they count for the layer rules but not for cycles.
 
 Layers (lowest first)::
 
-    leaves   recipe, modality, _arrays, _sparse, _timing, distributed
+    leaves   recipe, modality, _arrays, _normalize, _sparse, _timing, _validation, distributed
     core     knn_search, reranking, clustering, association, memory, losses, objective,
-             pipeline, metrics
+             pipeline, metrics, label_quality
     models   sdcl_toolkit.models.*          data   sdcl_toolkit.data.*
     engine   sdcl_toolkit.engine.*  (may import everything)
+    tools    sdcl_toolkit.tools.*   (console scripts; may import everything, nothing imports them)
 
 Lazy (in-function) imports that cross a layer at the time of writing: none. (The lazy
 imports are engine.trainer -> data.sysu_mm01 / data.synthetic / data.regdb /
@@ -30,9 +31,19 @@ import pytest
 PACKAGE = "sdcl_toolkit"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
-LEAVES = {"recipe", "modality", "_arrays", "_sparse", "_timing", "distributed"}
+LEAVES = {
+    "recipe",
+    "modality",
+    "_arrays",
+    "_normalize",
+    "_sparse",
+    "_timing",
+    "_validation",
+    "distributed",
+}
 CORE = {
     "knn_search",
+    "knn_sharded",
     "reranking",
     "clustering",
     "association",
@@ -41,6 +52,7 @@ CORE = {
     "objective",
     "pipeline",
     "metrics",
+    "label_quality",
 }
 
 
@@ -128,7 +140,7 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "root"
-    if parts[1] in ("data", "models", "engine"):
+    if parts[1] in ("data", "models", "engine", "tools"):
         return parts[1]
     if parts[1] in LEAVES:
         return "leaf"
@@ -181,7 +193,10 @@ def test_models_checkpoint_and_shallow_deep_do_not_import_each_other():
     sd, ck = f"{PACKAGE}.models.shallow_deep", f"{PACKAGE}.models.checkpoint"
     assert ck not in RUNTIME[sd] | TYPING[sd] | LAZY[sd]
     leaf = f"{PACKAGE}.models.state_dict"
-    assert RUNTIME[leaf] | TYPING[leaf] | LAZY[leaf] <= {f"{PACKAGE}.recipe"}
+    assert RUNTIME[leaf] | TYPING[leaf] | LAZY[leaf] <= {
+        f"{PACKAGE}.recipe",
+        f"{PACKAGE}._validation",
+    }
 
 
 def test_leaves_import_only_leaves():
@@ -217,3 +232,16 @@ def test_lazy_imports_do_not_cross_layers(source):
         if layer(t) in forbidden
     )
     assert crossing == []
+
+
+def test_nothing_imports_the_tools():
+    """``sdcl_toolkit.tools`` is the top (console scripts): no other layer imports it, even
+    lazily, so the library never depends on its optional plotting / ONNX packages."""
+    importers = sorted(
+        f"{m} -> {t}"
+        for m in MODULES
+        if layer(m) != "tools"
+        for t in RUNTIME[m] | TYPING[m] | LAZY[m]
+        if layer(t) == "tools"
+    )
+    assert importers == []

@@ -245,3 +245,170 @@ def test_unknown_backend(data):
 def test_list_input_is_a_type_error():
     with pytest.raises(TypeError, match="numpy.ndarray or a torch.Tensor"):
         knn([[1.0, 2.0]], None, 1)
+
+
+# ----------------------------------------------------------------------------- issue 13 classes
+
+
+def near_duplicates(num_groups=30, per_group=20, dim=256, spread=1e-4, seed=0):
+    """Consecutive "video frames": groups of features within ``spread`` of each other."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(num_groups, dim))
+    x = np.repeat(base, per_group, axis=0) + spread * rng.normal(size=(num_groups * per_group, dim))
+    return unit(x).astype(np.float32)
+
+
+@pytest.mark.parametrize("spread", [1e-4, 1e-6])
+def test_every_path_gives_the_same_neighbours_on_near_duplicates(spread):
+    # the bfloat16 candidates, chunking and exclude_self must not move an index, even where
+    # neighbours' scores agree to ~1e-7 (issue 13 item 15)
+    x = near_duplicates(spread=spread)
+    ref_s, ref_i = knn(x, x, 30, candidates="float32")
+    for options in (
+        {"candidates": "bfloat16"},
+        {"candidates": "float32", "chunk_size": 37},
+        {"candidates": "bfloat16", "chunk_size": 1},
+        {"candidates": "auto"},
+    ):
+        s, i = knn(x, x, 30, **options)
+        np.testing.assert_array_equal(i, ref_i, err_msg=str(options))
+        np.testing.assert_array_equal(s, ref_s, err_msg=str(options))
+    ref_x = knn(x, x, 12, candidates="float32", exclude_self=True)
+    got_x = knn(x, x, 12, candidates="bfloat16", exclude_self=True, chunk_size=41)
+    np.testing.assert_array_equal(got_x[1], ref_x[1])
+
+
+def test_ranking_is_exact_up_to_the_float32_scores():
+    # the kept k-th score is at least the true (float64) k-th score minus float32 rounding
+    x = near_duplicates(spread=1e-3, seed=4)
+    s, i = knn(x, x, 25)
+    ref_s, _ = brute_force(x, x, 25)
+    exact = np.einsum("nd,nkd->nk", x.astype(np.float64), x[i].astype(np.float64))
+    np.testing.assert_allclose(s, exact, atol=2e-7)
+    assert (exact[:, -1] >= ref_s[:, -1] - 5e-7).all()
+
+
+@pytest.mark.parametrize("scale", [1e25, 1e-25, 1e30, 1e-30])
+def test_extreme_feature_scales_keep_the_ranking(data, scale):
+    # |x| > ~1e19 overflows, |x| < ~1e-19 underflows float32 scores (issue 13 item 13)
+    big = (data * np.float64(scale)).astype(np.float32)
+    assert np.isfinite(big).all() and (np.abs(big).max(1) > 0).all()
+    _, idx = knn(big, big, 7)
+    _, ref = knn(data, data, 7)
+    np.testing.assert_array_equal(idx, ref)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -5])
+def test_chunk_size_below_one_is_rejected(data, chunk_size):
+    # chunk_size=-5 used to return uninitialised memory (issue 13 item 8)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        knn(data, data, 3, chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize("chunk_size", [2.0, True, "8"])
+def test_chunk_size_must_be_an_integer(data, chunk_size):
+    with pytest.raises(TypeError, match="chunk_size must be an integer"):
+        knn(data, data, 3, chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize("k", [np.int64(4), np.int32(4), np.uint8(4)])
+def test_numpy_integers_are_accepted(data, k):
+    np.testing.assert_array_equal(knn(data, data, k)[1], knn(data, data, 4)[1])
+    np.testing.assert_array_equal(
+        knn(data, data, 3, chunk_size=np.int64(50))[1], knn(data, data, 3)[1]
+    )
+
+
+@pytest.mark.parametrize("k", [4.0, True, np.float64(4), None])
+def test_non_integer_k_is_a_type_error_naming_k(data, k):
+    with pytest.raises(TypeError, match="^k must be an integer"):
+        knn(data, data, k)
+
+
+def test_exclude_self_must_be_a_bool(data):
+    with pytest.raises(TypeError, match="exclude_self must be True or False"):
+        knn(data, data, 3, exclude_self=1)
+
+
+def test_unknown_candidates(data):
+    with pytest.raises(ValueError, match="candidates must be one of"):
+        knn(data, data, 3, candidates="int8")
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss is not installed")
+def test_faiss_ties_follow_the_documented_order_with_exclude_self():
+    # binary features: thousands of exact ties, the query itself among them
+    x = np.random.default_rng(0).integers(0, 2, size=(3000, 4)).astype(np.float32)
+    for exclude_self in (False, True):
+        _, idx = knn(x, x, 10, backend="faiss", exclude_self=exclude_self)
+        _, ref = knn(x, x, 10, backend="torch", exclude_self=exclude_self)
+        np.testing.assert_array_equal(idx, ref)
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+INT_TYPES = [int, np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint64]
+DTYPES = [np.float16, np.float32, np.float64, "bfloat16", np.int32]
+
+
+def _make(values: np.ndarray, dtype):
+    if dtype == "bfloat16":
+        return torch.from_numpy(values.astype(np.float32)).to(torch.bfloat16)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.astype(dtype)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    n=st.integers(0, 12),
+    d=st.integers(0, 6),
+    k=st.one_of(
+        st.builds(lambda t, v: t(v), st.sampled_from(INT_TYPES), st.integers(0, 14)),
+        st.sampled_from([-1, 2.0, True, None, "3", np.float32(2)]),
+    ),
+    dtype=st.sampled_from(DTYPES),
+    poison=st.sampled_from([None, np.nan, np.inf, -np.inf, 1e30, 1e-30]),
+    exclude_self=st.sampled_from([False, True, 0, np.bool_(True)]),
+    chunk_size=st.sampled_from([None, 1, 3, np.int64(2), 0, -5, 2.5]),
+    candidates=st.sampled_from(["float32", "bfloat16", "auto", "fp8"]),
+    seed=st.integers(0, 10**6),
+)
+def test_fuzz_knn_gives_a_correct_result_or_a_clear_error(
+    n, d, k, dtype, poison, exclude_self, chunk_size, candidates, seed
+):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(n, d)) * 4
+    if poison is not None and values.size:
+        values.flat[rng.integers(values.size)] = poison
+    x = _make(values, dtype)
+    try:
+        scores, idx = knn(
+            x, x, k, exclude_self=exclude_self, chunk_size=chunk_size, candidates=candidates
+        )
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        named = ("k", "chunk_size", "exclude_self", "candidates", "queries", "keys")
+        assert message.startswith(named) or "queries" in message, message
+        return
+    scores, idx = (
+        np.asarray(scores.float() if isinstance(scores, torch.Tensor) else scores),
+        (np.asarray(idx)),
+    )
+    as_float = x.float().numpy() if isinstance(x, torch.Tensor) else x.astype(np.float32)
+    kk = int(k)
+    assert idx.shape == (n, kk) and scores.shape == (n, kk)
+    assert ((idx >= 0) & (idx < n)).all()
+    if exclude_self:
+        assert not (idx == np.arange(n)[:, None]).any()
+    for row in range(n):
+        assert len(set(idx[row].tolist())) == kk  # distinct keys
+    exact = np.einsum("nd,nkd->nk", as_float.astype(np.float64), as_float[idx].astype(np.float64))
+    _, ref_idx = brute_force(as_float, as_float, kk, exclude_self=bool(exclude_self))
+    ref = np.take_along_axis(
+        as_float.astype(np.float64) @ as_float.astype(np.float64).T, ref_idx, 1
+    )
+    scale = np.abs(as_float).max() ** 2 * max(d, 1)
+    finite = np.isfinite(scores)
+    np.testing.assert_allclose(scores[finite], exact[finite], atol=1e-5 * scale + 1e-30)
+    assert (np.diff(exact, axis=1) <= 1e-5 * scale).all()  # best first
+    assert (exact[:, -1] >= ref[:, -1] - 1e-5 * scale).all()  # the k-th is a true k-th

@@ -488,3 +488,27 @@ def test_positional_cnl_targets_still_work_and_warn(cnl_fixture, banks):
             CNL()(deep, shallow, idx, *memories, banks["tgt_deep"])
     with pytest.raises(TypeError, match="multiple values"):
         CNL()(deep, shallow, idx, *memories, banks["tgt_deep"], target_deep=banks["tgt_deep"])
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
+def test_extreme_feature_scales_give_the_unit_scale_losses(scale):
+    # float32 squares overflow above ~1e19 and underflow below ~1e-19: F.normalize made such
+    # rows zero vectors (uniform softmax) before; the losses are scale-invariant.
+    g = torch.Generator().manual_seed(5)
+    qd = exact_memory(F.normalize(torch.randn(20, 8, generator=g), dim=1))
+    qs = exact_memory(F.normalize(torch.randn(20, 5, generator=g), dim=1))
+    deep, shallow = torch.randn(6, 8, generator=g), torch.randn(6, 5, generator=g)
+    indices = torch.randint(0, 20, (6,), generator=g)
+    base = CNL()(deep, shallow, indices, qd, qs)
+    scaled = CNL()(deep * scale, shallow * scale, indices, qd, qs)
+    torch.testing.assert_close(scaled.deep, base.deep, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scaled.shallow, base.shallow, rtol=1e-5, atol=1e-5)
+    memory = ClusterMemory.from_centroids(torch.randn(4, 8, generator=g))
+    labels = torch.randint(0, 4, (6,), generator=g)
+    contrast = ShallowDeepContrast()
+    torch.testing.assert_close(
+        contrast(deep * scale, deep * scale, labels, memory, memory).total,
+        contrast(deep, deep, labels, memory, memory).total,
+        rtol=1e-5,
+        atol=1e-5,
+    )

@@ -550,3 +550,61 @@ def test_deprecated_positional_instance_memory_still_works_and_warns():
     assert memory.bank.shape == (10, 3) and memory.momentum == 0.5
     with pytest.raises(TypeError, match="multiple values"):
         InstanceMemory(10, 3, num_features=3)
+
+
+# --------------------------------------------------------------------------------------
+# features at the edge of the float32 range, label dtypes (issue 13)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
+@pytest.mark.parametrize("mode", ["mean", "hard"])
+def test_cluster_memory_is_exact_at_extreme_feature_scales(scale, mode):
+    g = torch.Generator().manual_seed(0)
+    centroids = torch.randn(3, 6, generator=g)
+    features = torch.randn(7, 6, generator=g)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    base = ClusterMemory.from_centroids(centroids, mode=mode)
+    scaled = ClusterMemory.from_centroids(centroids * scale, mode=mode)
+    torch.testing.assert_close(scaled.centroids, base.centroids)
+    torch.testing.assert_close(scaled(features * scale, labels), base(features, labels))
+    base.update(features, labels)
+    scaled.update(features * scale, labels)
+    torch.testing.assert_close(scaled.centroids, base.centroids, rtol=1e-5, atol=1e-6)
+    norms = torch.linalg.vector_norm(scaled.centroids, dim=1)
+    torch.testing.assert_close(norms, torch.ones(3))
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_instance_memory_rows_stay_unit_at_extreme_feature_scales(scale):
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(5, 4, generator=g)
+    memory = InstanceMemory.from_features(features * scale)
+    torch.testing.assert_close(memory.bank, F.normalize(features, dim=1))
+    # an empty (zero) bank mixed with tiny / huge raw features: the result is the direction
+    empty = InstanceMemory(num_samples=5, num_features=4, momentum=0.5)
+    empty.update(features * scale, torch.arange(5))
+    torch.testing.assert_close(empty.bank, F.normalize(features, dim=1))
+
+
+@pytest.mark.parametrize(
+    "labels, error, match",
+    [
+        (torch.tensor([True, False]), TypeError, "labels must be an integer array"),
+        (np.array([0.5, 1.0]), ValueError, "labels must hold integers"),
+        (np.array([1e19, 0.0]), ValueError, "labels holds values beyond the int64 range"),
+        (np.array([[0, 1]]), ValueError, "labels must be 1-D"),
+        (np.array([0, 1, 1]), ValueError, "labels has length 3, expected 2"),
+        (np.array([0, 5]), ValueError, r"labels must lie in \[0, 3\)"),
+        ([0, 1], TypeError, "labels must be a numpy.ndarray or a torch.Tensor"),
+    ],
+)
+def test_label_errors_follow_one_rule(labels, error, match):
+    memory = ClusterMemory(num_clusters=3, num_features=4)
+    with pytest.raises(error, match=match):
+        memory(torch.randn(2, 4), labels)
+    with pytest.raises(error, match=match):
+        memory.update(torch.randn(2, 4), labels)
+    instance = InstanceMemory(num_samples=3, num_features=4)
+    with pytest.raises(error, match=match.replace("labels", "indices")):
+        instance.update(torch.randn(2, 4), labels)

@@ -465,3 +465,69 @@ def test_rerank_option_matches_official_fixture():
     # fixture features are already L2-normalised, so this is the official re-ranking;
     # 1e-4 is the fixture README's tolerance for k-reciprocal distances
     np.testing.assert_allclose(d, f["reranked_k1_20_k2_6_l03"], atol=1e-4, rtol=0)
+
+
+# --------------------------------------------------------------------------------------
+# ids and features at the edge of the number range (issue 13)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["q_pids", "g_pids", "q_camids", "g_camids"])
+def test_float_ids_beyond_int64_are_refused(name):
+    # 9.3e18 and 9.4e18 are distinct identities but both wrap to one int64; before, every
+    # query then matched every gallery image (100% CMC).
+    args = dict(
+        q_pids=np.array([9.3e18, 9.4e18]),
+        g_pids=np.array([9.4e18, 9.3e18]),
+        q_camids=np.array([1.0, 1.0]),
+        g_camids=np.array([2.0, 2.0]),
+    )
+    args = {
+        k: (v if k == name else np.array([1.0, 2.0]) if "pids" in k else v) for k, v in args.items()
+    }
+    args[name] = np.array([9.3e18, 9.4e18])
+    with pytest.raises(ValueError, match=rf"^{name} holds values beyond the int64 range"):
+        evaluate_rank(np.array([[0.1, 0.2], [0.3, 0.4]]), protocol="market", **args)
+
+
+def test_integral_float_ids_give_the_integer_result():
+    rng = np.random.default_rng(3)
+    dist = rng.random((6, 9))
+    q, g = rng.integers(0, 3, 6), rng.integers(0, 3, 9)
+    qc, gc = rng.integers(1, 3, 6), rng.integers(1, 3, 9)
+    expected = evaluate_rank(dist, q, g, qc, gc, protocol="market", max_rank=5)
+    big = 2**62  # exactly representable as float64; ids stay distinct
+    got = evaluate_rank(
+        dist,
+        (q * big).astype(np.float64),
+        (g * big).astype(np.float64),
+        qc.astype(np.float32),
+        gc.astype(np.float32),
+        protocol="market",
+        max_rank=5,
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
+def test_query_gallery_distance_is_scale_invariant(scale):
+    rng = np.random.default_rng(0)
+    query = rng.standard_normal((4, 8)).astype(np.float32)
+    gallery = rng.standard_normal((5, 8)).astype(np.float32)
+    expected = query_gallery_distance(query, gallery)
+    scaled = query_gallery_distance(query * np.float32(scale), gallery * np.float32(scale))
+    np.testing.assert_allclose(scaled, expected, rtol=0, atol=1e-6)
+    assert np.abs(scaled).max() > 0.5  # F.normalize made these zero vectors: all distances 0
+
+
+def test_rank_k_follows_the_integer_rule():
+    result = evaluate_rank(
+        np.array([[0.1, 0.9]]), np.array([1]), np.array([1, 2]), protocol="regdb", max_rank=2
+    )
+    assert result.rank(np.int64(1)) == result.rank1
+    with pytest.raises(TypeError, match=r"^k must be an integer"):
+        result.rank(1.0)
+    with pytest.raises(ValueError, match=r"^k must be <= 2"):
+        result.rank(3)
+    with pytest.raises(ValueError, match=r"^protocol must be one of"):
+        evaluate_rank(np.array([[0.1]]), np.array([1]), np.array([1]), protocol="viper")

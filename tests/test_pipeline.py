@@ -175,3 +175,73 @@ def test_extract_test_features_is_normalized_concatenation(tmp_path):
         old, empty = extract_features(model, records, "rgb", transform, normalized=True, **kwargs)
     assert record[0].filename == __file__
     assert torch.equal(old, test) and empty.numel() == 0
+
+
+# --------------------------------------------------------------------------------------
+# the association by name, bidirectional, label-quality diagnostics
+# --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_stage2_with_another_association_by_name(feats):
+    from sdcl_toolkit.association import BidirectionalAssociation, HungarianAssociation
+
+    d_rgb, s_rgb, d_ir, s_ir = feats
+    ir = own_labels(d_ir, s_ir, 30)
+    rgb_own = own_labels(d_rgb, s_rgb, 15)
+    result = PseudoLabeler(association="hungarian", bidirectional=True)(*feats, stage=2)
+    expected = BidirectionalAssociation(HungarianAssociation())(
+        d_rgb, s_rgb, d_ir, s_ir, ir, rgb_own
+    )
+    np.testing.assert_array_equal(result.rgb.labels, expected)
+    np.testing.assert_array_equal(result.association.labels, expected)
+    assert result.method == "hungarian+bidirectional"
+    assert result.summary()["association"] == "hungarian+bidirectional"
+    assert "association" in result.seconds
+    np.testing.assert_array_equal(result.rgb.kept, (expected != -1) & (rgb_own != -1))
+
+
+@pytest.mark.slow
+def test_quality_against_true_identities(feats):
+    f = make_two_modality_features(30, 12, 8, dim=32, modality_gap=0.4, noise=0.5, seed=3)
+    result = PseudoLabeler(association="centroid")(*feats, stage=2)
+    report = result.quality(f.ids_rgb, f.ids_ir)
+    json.dumps(report)
+    assert set(report) == {"rgb", "ir", "association"}
+    assert report["rgb"]["identities"] == 30 and report["association"]["coverage"] == 1.0
+    assert 0 <= report["association"]["accuracy"] <= 1
+    stage1 = PseudoLabeler()(*feats, stage=1).quality(f.ids_rgb.numpy(), f.ids_ir.numpy())
+    assert set(stage1) == {"rgb", "ir"} and 0 < stage1["ir"]["purity"] <= 1
+
+
+def test_association_settings():
+    from sdcl_toolkit.association import (
+        BidirectionalAssociation,
+        NearestCentroidAssociation,
+        OptimalTransportAssociation,
+    )
+
+    assert PseudoLabeler().association.name == "cra"
+    assert isinstance(PseudoLabeler(association="ot").association, OptimalTransportAssociation)
+    assert PseudoLabeler(association="ot").cra is None
+    regdb = PseudoLabeler.for_dataset("regdb", bidirectional=True)
+    assert isinstance(regdb.association, BidirectionalAssociation)
+    assert regdb.cra.topk == 10  # the recipe's CRA inside the wrapper
+    custom = NearestCentroidAssociation()
+    assert PseudoLabeler.for_dataset("sysu", association=custom).association is custom
+    with pytest.raises(ValueError, match="association must be one of"):
+        PseudoLabeler(association="pgm")
+    with pytest.raises(ValueError, match="either cra= or association="):
+        PseudoLabeler(cra=CRA(), association="ot")
+    with pytest.raises(TypeError, match="bidirectional must be True or False"):
+        PseudoLabeler(bidirectional="yes")
+    with pytest.raises(TypeError, match="association must be a method name"):
+        PseudoLabeler(association=3)
+
+
+def test_training_flags_choose_the_association():
+    from sdcl_toolkit.engine.config import TrainConfig, build_parser
+
+    args = build_parser(TrainConfig.demo()).parse_args(["--association", "ot", "--bidirectional"])
+    assert (args.association, args.bidirectional) == ("ot", True)
+    assert (TrainConfig.demo().association, TrainConfig.demo().bidirectional) == ("cra", False)
+    with pytest.raises(ValueError, match="association must be 'cra', 'centroid'"):
+        TrainConfig.demo(association="pgm").validate()

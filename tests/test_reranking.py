@@ -8,8 +8,14 @@ import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
 
-from sdcl_toolkit import jaccard_distance, k_reciprocal_rerank, k_reciprocal_rerank_features
+from sdcl_toolkit import (
+    dbscan_pseudo_labels,
+    jaccard_distance,
+    k_reciprocal_rerank,
+    k_reciprocal_rerank_features,
+)
 from sdcl_toolkit.reranking import JACCARD_STAGES
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -196,7 +202,7 @@ def test_jaccard_rejects_k2_above_k1():
 
 def test_jaccard_rejects_non_integer_k():
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
-    with pytest.raises(TypeError, match="k1 must be an int"):
+    with pytest.raises(TypeError, match="k1 must be an integer"):
         jaccard_distance(x, k1=5.0)
 
 
@@ -265,3 +271,242 @@ def test_rerank_feature_and_distance_apis_agree():
     a = k_reciprocal_rerank(euclid(q, g), euclid(q, q), euclid(g, g), k1=8, k2=3)
     b = k_reciprocal_rerank_features(q, g, k1=8, k2=3)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- issue 13 classes
+
+
+def near_duplicate_frames(num_groups, per_group, dim, spread, seed=0):
+    """Re-ID-like features: identities, and within them runs of consecutive video frames
+    that differ by ``spread``."""
+    rng = np.random.default_rng(seed)
+    identities = rng.normal(size=(num_groups, dim))
+    runs = np.repeat(identities, per_group, axis=0)
+    runs += 0.3 * rng.normal(size=runs.shape)
+    frames = np.repeat(runs, 4, axis=0)
+    frames += spread * rng.normal(size=frames.shape)
+    return frames.astype(np.float32)
+
+
+@pytest.mark.parametrize("spread", [1e-3, 1e-5])
+def test_jaccard_default_candidates_equal_float32_on_near_duplicates(spread):
+    # issue 13 item 15: the bfloat16 candidate path (the default "auto" on fast-bf16 CPUs)
+    # must give the float32 path's neighbour sets, hence the same matrix and labels
+    x = near_duplicate_frames(25, 6, 768, spread)  # 600 samples
+    ref = jaccard_distance(x, 20, 6, candidates="float32")
+    for candidates in ("bfloat16", "auto"):
+        got = jaccard_distance(x, 20, 6, candidates=candidates)
+        assert (got != ref).nnz == 0, candidates
+        np.testing.assert_array_equal(
+            dbscan_pseudo_labels(got, 0.6), dbscan_pseudo_labels(ref, 0.6)
+        )
+
+
+@pytest.mark.parametrize("k1", [np.int64(4), np.int32(4), np.uint8(4)])
+def test_jaccard_accepts_numpy_integers(k1):
+    # issue 13 item 7: np.int64(4) failed inside kNN with "k must be an int"
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    got = jaccard_distance(x, k1, np.int64(2))
+    assert (got != jaccard_distance(x, 4, 2)).nnz == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs,name", [({"k1": True}, "k1"), ({"k2": 2.0}, "k2"), ({"k1": np.float32(4)}, "k1")]
+)
+def test_jaccard_type_errors_name_the_callers_argument(kwargs, name):
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    with pytest.raises(TypeError, match=f"^{name} must be an integer"):
+        jaccard_distance(x, **{"k1": 4, "k2": 2, **kwargs})
+
+
+def test_jaccard_k1_range_error_names_k1():
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    with pytest.raises(ValueError, match="^k1 must be >= 1"):
+        jaccard_distance(x, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "scale,dtype",
+    [(1e25, np.float32), (1e-25, np.float32), (1e35, np.float32), (1e300, np.float64)]
+    + [(1e-50, np.float64), (1e-300, np.float64)],
+)
+def test_jaccard_is_scale_invariant_for_extreme_magnitudes(scale, dtype):
+    # issue 13 item 13: |x| > ~1e19 or < ~1e-19 became zero vectors after normalisation;
+    # float64 beyond float32's range must not become inf or zero either
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 8)) + 3 * rng.normal(size=(6, 8))[rng.integers(0, 6, 60)]
+    x = x / np.abs(x).max(1, keepdims=True)  # rows exactly representable after scaling
+    ref = jaccard_distance(x.astype(np.float32), 8, 3)
+    scaled = (x * scale).astype(dtype)
+    got = jaccard_distance(scaled, 8, 3)
+    np.testing.assert_allclose(densify(got), densify(ref), atol=1e-6)
+
+
+def test_jaccard_all_zero_rows_stay_zero_vectors_and_give_a_finite_result():
+    x = np.random.default_rng(2).normal(size=(30, 5)).astype(np.float32)
+    x[[3, 11]] = 0.0  # as F.normalize: no direction, score 0 with every sample
+    dense = densify(jaccard_distance(x, 5, 2))
+    assert np.isfinite(dense).all() and (dense >= 0).all() and (dense <= 1).all()
+
+
+# ----------------------------------------------------------------------------- re-ranking issues
+
+
+@pytest.mark.parametrize(
+    "case", ["identical", "zero", "one_zero_column", "offset", "near_identical", "duplicates"]
+)
+def test_rerank_features_match_exact_float64_distances(case):
+    # issue 13 items 9 and 17: all-NaN output for identical/zero features, and distances
+    # |x|^2 + |y|^2 - 2 x.y in float32 that differ from exact ones by up to 0.89
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=(25, 16))
+    g = rng.normal(size=(60, 16))
+    if case == "identical":
+        q[:] = g[:] = rng.normal(size=16)
+    elif case == "zero":
+        q[:], g[:] = 0.0, 0.0
+    elif case == "one_zero_column":
+        g[7] = 0.0
+        q[:], g[:7], g[8:] = 0.0, 0.0, 0.0
+    elif case == "offset":
+        q += 1000.0
+        g += 1000.0
+    elif case == "near_identical":
+        q = 5.0 + 1e-3 * q
+        g = 5.0 + 1e-3 * g
+    elif case == "duplicates":
+        g[10:20] = g[0]
+        q[:5] = g[0]
+    q, g = q.astype(np.float32), g.astype(np.float32)
+    q64, g64 = q.astype(np.float64), g.astype(np.float64)
+    expected = k_reciprocal_rerank(cdist(q64, g64), cdist(q64, q64), cdist(g64, g64), 8, 3, 0.3)
+    got = k_reciprocal_rerank_features(q, g, 8, 3, 0.3)
+    assert np.isfinite(got).all() and np.isfinite(expected).all()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_rerank_of_identical_features_is_finite_and_uniform():
+    x = np.ones((12, 4), np.float32)
+    out = k_reciprocal_rerank_features(x[:4], x[4:], 3, 2)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, np.full_like(out, out[0, 0]))
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e-20])
+def test_rerank_features_are_scale_invariant(scale):
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(20, 8)).astype(np.float32)
+    g = rng.normal(size=(50, 8)).astype(np.float32)
+    ref = k_reciprocal_rerank_features(q, g, 6, 3)
+    got = k_reciprocal_rerank_features(q * np.float32(scale), g * np.float32(scale), 6, 3)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,pattern",
+    [
+        ({"k1": np.int64(6)}, None, None),
+        ({"k1": 6.0}, TypeError, "^k1 must be an integer"),
+        ({"k2": True}, TypeError, "^k2 must be an integer"),
+        ({"lambda_value": np.float32(0.5)}, None, None),
+        ({"lambda_value": float("nan")}, ValueError, "^lambda_value must be a number"),
+        ({"lambda_value": "0.3"}, TypeError, "^lambda_value must be a real number"),
+        ({"lambda_value": 1.5}, ValueError, "^lambda_value must be <= 1"),
+    ],
+)
+def test_rerank_scalar_arguments(kwargs, error, pattern):
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(10, 4)).astype(np.float32)
+    g = rng.normal(size=(20, 4)).astype(np.float32)
+    args = {"k1": 6, "k2": 3, "lambda_value": 0.3, **kwargs}
+    if error is None:
+        out = k_reciprocal_rerank_features(q, g, **args)
+        assert np.isfinite(out).all()
+        return
+    with pytest.raises(error, match=pattern):
+        k_reciprocal_rerank_features(q, g, **args)
+    with pytest.raises(error, match=pattern):
+        k_reciprocal_rerank(cdist(q, g), cdist(q, q), cdist(g, g), **args)
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+INT_TYPES = [int, np.int16, np.int64, np.uint32]
+SCALARS = [2.0, True, None, "3", np.float64(3), -1, 0]
+
+
+def _int_or_junk():
+    return st.one_of(
+        st.builds(lambda t, v: t(v), st.sampled_from(INT_TYPES), st.integers(0, 12)),
+        st.sampled_from(SCALARS),
+    )
+
+
+def _features(rng, n, d, dtype, poison, scale):
+    values = rng.normal(size=(n, d)) * scale
+    if poison is not None and values.size:
+        values.flat[rng.integers(values.size)] = poison
+    if dtype == "bfloat16":
+        return torch.from_numpy(values.astype(np.float32)).to(torch.bfloat16)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        return values.astype(dtype)
+
+
+def _clear(error: Exception, names: tuple[str, ...]) -> bool:
+    return str(error).startswith(names)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(0, 14),
+    d=st.integers(0, 5),
+    k1=_int_or_junk(),
+    k2=_int_or_junk(),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64, "bfloat16"]),
+    poison=st.sampled_from([None, np.nan, np.inf, 0.0]),
+    scale=st.sampled_from([1.0, 1e-30, 1e30]),
+    candidates=st.sampled_from(["float32", "bfloat16", "auto", "half"]),
+    seed=st.integers(0, 10**6),
+)
+def test_fuzz_jaccard(n, d, k1, k2, dtype, poison, scale, candidates, seed):
+    x = _features(np.random.default_rng(seed), n, d, dtype, poison, scale)
+    try:
+        result = jaccard_distance(x, k1, k2, candidates=candidates)
+    except (TypeError, ValueError) as error:
+        assert _clear(error, ("k1", "k2", "candidates", "features")), str(error)
+        return
+    dense = densify(result)
+    assert dense.shape == (n, n)
+    np.testing.assert_array_equal(dense, dense.T)
+    assert (dense >= 0).all() and (dense <= 1).all()
+    np.testing.assert_array_equal(np.diag(dense), 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    num_q=st.integers(0, 6),
+    num_g=st.integers(0, 10),
+    d=st.integers(1, 4),
+    k1=_int_or_junk(),
+    k2=_int_or_junk(),
+    lam=st.sampled_from([0.0, 0.3, 1.0, np.float32(0.5), 1.2, -0.1, np.nan, True, "x"]),
+    dtype=st.sampled_from([np.float32, np.float64, np.float16]),
+    poison=st.sampled_from([None, np.nan, np.inf]),
+    scale=st.sampled_from([1.0, 1e-20, 1e20]),
+    identical=st.booleans(),
+    seed=st.integers(0, 10**6),
+)
+def test_fuzz_rerank(num_q, num_g, d, k1, k2, lam, dtype, poison, scale, identical, seed):
+    rng = np.random.default_rng(seed)
+    x = _features(rng, num_q + num_g, d, dtype, poison, scale)
+    if identical and x.size:
+        x[:] = x[0]
+    q, g = x[:num_q], x[num_q:]
+    try:
+        out = k_reciprocal_rerank_features(q, g, k1, k2, lam)
+    except (TypeError, ValueError) as error:
+        names = ("k1", "k2", "lambda_value", "query_features", "gallery_features")
+        assert _clear(error, names), str(error)
+        return
+    assert out.shape == (num_q, num_g) and out.dtype == np.float32
+    assert np.isfinite(out).all() and (out >= 0).all() and (out <= 1 + 1e-6).all()

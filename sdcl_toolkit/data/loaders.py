@@ -37,6 +37,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from .._validation import check_bool, check_int
 from ..recipe import OFFICIAL_SYSU
 from .images import load_image
 from .records import IR, RGB, ImageRecord
@@ -129,8 +130,7 @@ class ReIDImageDataset(Dataset):
             raise TypeError(f"transform must be callable, got {transform!r}")
         if second_transform is not None and not callable(second_transform):
             raise TypeError(f"second_transform must be callable, got {second_transform!r}")
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        seed = check_int(seed, "seed", minimum=0)
         self.records = records
         if labels is not None:
             labels = _as_int_array(labels, "labels")
@@ -228,8 +228,7 @@ class KeyedBatchSampler(Sampler[list[DrawKey]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch of the augmentation keys, forwarded to the wrapped (batch) sampler."""
-        if not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        epoch = check_int(epoch, "epoch", minimum=0)
         self._epoch = epoch
         holder = self._epoch_holder()
         if holder is not None:
@@ -298,8 +297,7 @@ def make_loader(
     else:
         if sampler is not None and shuffle:
             raise ValueError("sampler and shuffle=True are mutually exclusive")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
         if sampler is None:
             sampler = (
                 RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
@@ -464,6 +462,7 @@ def make_sdcl_train_loaders(
     num_replicas: int = 1,
     rank: int = 0,
     num_workers: Optional[int] = None,
+    device_augmentation: bool = False,
 ) -> dict[str, DataLoader]:
     """The two official training loaders of one epoch, ``{"rgb": ..., "ir": ...}``.
 
@@ -473,10 +472,15 @@ def make_sdcl_train_loaders(
     :func:`rgb_train_transform`, e.g. ``recipe.augmentation()``). ``batch_rgb`` and
     ``batch_ir`` count all ranks together; each rank loads ``batch / num_replicas``.
     Join the items of a step with :func:`join_sdcl_batches`.
+
+    ``device_augmentation=True``: the workers only decode and resize (uint8 ``[3, H, W]``
+    items, one per RGB image) and a :class:`~sdcl_toolkit.data.batch_augment.SDCLBatchAugment`
+    augments the joined step on the training device instead of :func:`join_sdcl_batches`.
     """
     from .transforms import ir_train_transform, rgb_train_transform, rgb_train_transform_second_view
 
     strengths = dict(augmentation or {})
+    device_augmentation = check_bool(device_augmentation, "device_augmentation")
     out = {}
     for modality, batch in ((IR, batch_ir), (RGB, batch_rgb)):
         if batch % num_replicas:
@@ -484,7 +488,11 @@ def make_sdcl_train_loaders(
                 f"batch_{modality}={batch} is not divisible by the {num_replicas} processes"
             )
         second = None
-        if modality == IR:
+        if device_augmentation:
+            from .batch_augment import ResizedUint8
+
+            transform: TransformFn = ResizedUint8(height, width)
+        elif modality == IR:
             transform = ir_train_transform(height, width, **strengths)
         else:
             transform = rgb_train_transform(height, width, **strengths)

@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .._validation import check_int
 from ..modality import parse_direction
 from .records import IR, RGB, ImageRecord
 from .sysu_mm01 import DatasetLayoutError
@@ -115,8 +116,7 @@ class RegDB:
     def __init__(self, root: PathLike, trial: int = 1) -> None:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {type(root).__name__}")
-        if isinstance(trial, bool) or not isinstance(trial, int):
-            raise TypeError(f"trial must be an int, got {type(trial).__name__}")
+        trial = check_int(trial, "trial")
         if trial < 1:
             raise ValueError(f"trial must be >= 1 (RegDB trials are numbered 1..10), got {trial}")
         self.root = Path(root).expanduser().resolve()

@@ -17,7 +17,6 @@ shards each pass across ``num_replicas`` ranks like ``torch.utils.data.Distribut
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Iterator, Sequence
 from typing import Optional, Union
 
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .._arrays import as_labels
+from .._validation import check_int
 from ..recipe import OFFICIAL_SYSU
 from .records import ImageRecord
 
@@ -36,24 +37,19 @@ IntArray = Union[np.ndarray, torch.Tensor, Sequence[int]]
 
 
 def _as_int_array(values: IntArray, name: str) -> np.ndarray:
-    """1-D int64 numpy copy of a numpy array, tensor or sequence of integers."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.dtype == object or array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise ValueError(f"{name} must hold integers, got non-integral floating values")
-    return array.astype(np.int64)
+    """1-D int64 numpy copy of a numpy array, tensor or sequence of integers.
+
+    The toolkit's one label rule (:func:`sdcl_toolkit._arrays.as_labels`): ``TypeError`` for
+    a non-numeric dtype, ``ValueError`` for non-integral or out-of-int64-range values or a
+    shape other than 1-D.
+    """
+    if not isinstance(values, (np.ndarray, torch.Tensor)):
+        values = np.asarray(values)
+    return as_labels(values, name, device=torch.device("cpu")).numpy().copy()
 
 
 def _check_non_negative_int(value, name: str, *, minimum: int = 0) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=minimum)
 
 
 class IdentityBalancedSampler(Sampler[int]):

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
 
+from .._validation import check_int
 from .records import IR, RGB, ImageRecord
 
 __all__ = [
@@ -298,8 +299,7 @@ class SYSUMM01:
         """
         if mode not in SYSU_GALLERY_CAMERAS:
             raise ValueError(f"mode must be 'all' or 'indoor', got {mode!r}")
-        if isinstance(trial, bool) or not isinstance(trial, int):
-            raise TypeError(f"trial must be an int, got {type(trial).__name__}")
+        trial = check_int(trial, "trial")
         draw = random.Random(trial)  # same stream as the official random.seed(trial)
         records = []
         for pid in self.test_ids:

@@ -34,8 +34,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .._validation import check_int
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -108,19 +111,20 @@ def _check_image(
 
 def _pair(value: Size, name: str) -> tuple[int, int]:
     """``int`` or ``(height, width)`` -> validated ``(height, width)`` of positive ints."""
-    if isinstance(value, numbers.Integral):
-        pair = (int(value), int(value))
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, numbers.Integral) for v in value)
-    ):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {value!r}")
-    if pair[0] <= 0 or pair[1] <= 0:
-        raise ValueError(f"{name} must be positive, got {pair}")
-    return pair
+    if _is_int(value):
+        side = check_int(value, name, minimum=1)
+        return (side, side)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_int, value)):
+        height = check_int(value[0], f"{name}[0]", minimum=1)
+        return (height, check_int(value[1], f"{name}[1]", minimum=1))
+    raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    """Python or numpy integer, not a bool (the toolkit's integer rule)."""
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _device_of(generator: Optional[torch.Generator]) -> torch.device:
@@ -336,12 +340,13 @@ class Pad(Transform):
 
     def __init__(self, padding: Union[int, Sequence[int]] = 10, fill: float = 0.0) -> None:
         sides: tuple[int, ...]
-        if isinstance(padding, numbers.Integral):
-            sides = (int(padding),) * 4
+        if _is_int(padding):
+            sides = (check_int(padding, "padding"),) * 4
         elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-            sides = (int(padding[0]), int(padding[1]), int(padding[0]), int(padding[1]))
+            pair = [check_int(p, f"padding[{i}]") for i, p in enumerate(padding)]
+            sides = (pair[0], pair[1], pair[0], pair[1])
         elif isinstance(padding, (tuple, list)) and len(padding) == 4:
-            sides = tuple(int(p) for p in padding)
+            sides = tuple(check_int(p, f"padding[{i}]") for i, p in enumerate(padding))
         else:
             raise TypeError(f"padding must be an int or a sequence of 2 or 4 ints, got {padding!r}")
         if min(sides) < 0:
@@ -632,9 +637,7 @@ class ChannelExchange(Transform):
     """
 
     def __init__(self, gray: int = 2) -> None:
-        if not isinstance(gray, numbers.Integral) or gray < 0:
-            raise ValueError(f"ChannelExchange gray must be a non-negative int, got {gray!r}")
-        self.gray: int = int(gray)
+        self.gray: int = check_int(gray, "gray", minimum=0)
 
     def __call__(self, image, generator=None):
         _check_image(image, "ChannelExchange", channels=3)

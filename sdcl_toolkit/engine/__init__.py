@@ -7,14 +7,49 @@ injected parts.
 """
 
 from .builders import build_model, build_optimizer, build_scheduler, resolve_device
-from .checkpoint import CheckpointLoadError, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointLoadError,
+    CheckpointSaveError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import TrainConfig, build_parser, parse_config, sysu_config_from_argv
 from .evaluation import EvaluationResult, evaluate_regdb, evaluate_sysu, format_results
 from .features import extract_features, extract_test_features
-from .trainer import MixedForward, SDCLTrainer, before_after_summary, run, setup_distributed
+from .health import ClusterCollapseError, TrainingDivergedError
+from .preflight import EvaluationSplitError
+from .resume_policy import ResumeConflictError
+from .run_dir import OutputDirInUseError, OutputDirLockedError
+from .trainer import (
+    DistributedRunError,
+    MixedForward,
+    SDCLTrainer,
+    before_after_summary,
+    run,
+    setup_distributed,
+)
+
+START_ERRORS = (
+    CheckpointLoadError,
+    EvaluationSplitError,
+    OutputDirInUseError,
+    OutputDirLockedError,
+    ResumeConflictError,
+)
+"""Errors a run raises before its first epoch about its settings or folder (the example
+scripts print them without a traceback)."""
 
 __all__ = [
+    "START_ERRORS",
     "CheckpointLoadError",
+    "CheckpointSaveError",
+    "ClusterCollapseError",
+    "TrainingDivergedError",
+    "EvaluationSplitError",
+    "ResumeConflictError",
+    "OutputDirInUseError",
+    "OutputDirLockedError",
+    "DistributedRunError",
     "load_checkpoint",
     "save_checkpoint",
     "TrainConfig",

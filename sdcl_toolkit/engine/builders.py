@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..models import build_shallow_deep_vit, get_config
-from .config import TrainConfig
+from .config import TrainConfig, parse_grid
 
 __all__ = ["resolve_device", "build_model", "build_optimizer", "build_scheduler"]
 
@@ -27,7 +27,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def build_model(config: TrainConfig) -> nn.Module:
     """The :class:`~sdcl_toolkit.ShallowDeepViT` of ``config`` (``model``, ``height`` /
-    ``width``, ``drop_path_rate``), loaded from ``config.pretrained_path`` when set.
+    ``width``, ``drop_path_rate``, ``stem``), loaded from ``config.pretrained_path`` when
+    set (its ``pos_embed`` resized from ``config.checkpoint_grid``, default the official
+    256x128 checkpoint's 16x8).
 
     ``vit.blocks[-1]`` and ``vit.norm`` only seed the ``b1`` / ``b2`` branches and get no
     gradient, so they are frozen (the official model leaves them out of the forward pass).
@@ -41,6 +43,10 @@ def build_model(config: TrainConfig) -> nn.Module:
         )
     if config.drop_path_rate is not None:
         overrides["drop_path_rate"] = config.drop_path_rate
+    if config.stem is not None:
+        overrides["stem"] = config.stem
+    if config.checkpoint_grid is not None:
+        overrides["checkpoint_grid"] = parse_grid(config.checkpoint_grid)
     model = build_shallow_deep_vit(
         config.model,
         pretrained=config.pretrained_path,

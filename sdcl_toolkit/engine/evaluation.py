@@ -58,10 +58,12 @@ def _features_by_path(
     return {p: feats[i] for i, p in enumerate(unique)}
 
 
-def _evaluate_pair(query_feats, query, gallery_feats, gallery, protocol) -> RankResult:
+def _evaluate_pair(
+    query_feats, query, gallery_feats, gallery, protocol, rerank: bool = False
+) -> RankResult:
     q = torch.stack([query_feats[r.path] for r in query])
     g = torch.stack([gallery_feats[r.path] for r in gallery])
-    distance = query_gallery_distance(q, g)
+    distance = query_gallery_distance(q, g, rerank=rerank)
     return evaluate_rank(
         distance,
         [r.pid for r in query],
@@ -84,11 +86,14 @@ def evaluate_sysu(
     amp: bool = False,
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
+    rerank: bool = False,
 ) -> dict[str, EvaluationResult]:
     """SYSU-MM01 all-search / indoor-search, averaged over ``trials`` gallery draws.
 
     Every distinct query and gallery image is extracted once (galleries of different trials
-    overlap), then each trial is scored. Returns ``{mode: EvaluationResult}``.
+    overlap), then each trial is scored. ``rerank``: k-reciprocal re-ranking of each
+    trial's distances (:func:`sdcl_toolkit.metrics.query_gallery_distance`). Returns
+    ``{mode: EvaluationResult}``.
     """
     kwargs = dict(
         device=device, batch_size=batch_size, amp=amp, num_workers=num_workers, progress=progress
@@ -102,7 +107,7 @@ def evaluate_sysu(
     out = {}
     for mode in modes:
         per_trial = [
-            _evaluate_pair(query_feats, query, gallery_feats, galleries[(mode, t)], "sysu")
+            _evaluate_pair(query_feats, query, gallery_feats, galleries[(mode, t)], "sysu", rerank)
             for t in range(trials)
         ]
         out[mode] = EvaluationResult(f"{mode}-search", mean_rank_results(per_trial), per_trial)
@@ -119,16 +124,18 @@ def evaluate_regdb(
     amp: bool = False,
     num_workers: Optional[int] = None,
     progress: Optional[Callable] = None,
+    rerank: bool = False,
 ) -> dict[str, EvaluationResult]:
-    """RegDB visible->thermal and thermal->visible on one trial's test split."""
+    """RegDB visible->thermal and thermal->visible on one trial's test split (``rerank``:
+    k-reciprocal re-ranking of the distances)."""
     kwargs = dict(
         device=device, batch_size=batch_size, amp=amp, num_workers=num_workers, progress=progress
     )
     visible, thermal = dataset.test(RGB), dataset.test(IR)
     vis_feats = _features_by_path(model, visible, RGB, transform, **kwargs)
     thr_feats = _features_by_path(model, thermal, IR, transform, **kwargs)
-    v2t = _evaluate_pair(vis_feats, visible, thr_feats, thermal, "regdb")
-    t2v = _evaluate_pair(thr_feats, thermal, vis_feats, visible, "regdb")
+    v2t = _evaluate_pair(vis_feats, visible, thr_feats, thermal, "regdb", rerank)
+    t2v = _evaluate_pair(thr_feats, thermal, vis_feats, visible, "regdb", rerank)
     return {
         "visible_to_thermal": EvaluationResult("visible->thermal", v2t, [v2t]),
         "thermal_to_visible": EvaluationResult("thermal->visible", t2v, [t2v]),

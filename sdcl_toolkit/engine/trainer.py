@@ -12,6 +12,12 @@ One epoch:
    objective's loss, backward, optimiser step, the objective's memory update;
 5. step the learning rate, write an atomic checkpoint, evaluate when due.
 
+Failure behaviour (see ``docs/training.md``): the output folder is locked for the run's
+lifetime and a fresh run never replaces another run's checkpoint; the evaluation split is
+checked before the first epoch; diverging features, collapsed clustering and losses that
+are identically zero are reported with what to change; a collective that fails because
+another process died raises :class:`DistributedRunError` within ``--dist-timeout``.
+
 The trainer owns no loss arithmetic and no memory-update order: both live in the objective.
 Model, optimiser and scheduler may be injected (torchreid's ``Engine`` shape); by default
 they are built from the configuration (:mod:`sdcl_toolkit.engine.builders`). The process
@@ -23,6 +29,7 @@ identical on all ranks.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -53,21 +60,39 @@ from .checkpoint import (
     LAST_CHECKPOINT,
     capture_rng_state,
     load_checkpoint,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
 from .config import TrainConfig
 from .evaluation import EvaluationResult, evaluate_regdb, evaluate_sysu, format_results
 from .features import autocast_context, extract_features
+from .health import check_clustering, check_features_finite, zero_loss_parts
+from .preflight import check_evaluation_split, check_images_readable, evaluation_records
+from .resume_policy import OPTIMISER, apply_optimiser_settings, resume_changes
+from .run_dir import OutputDirLock, new_run_id, prepare_output_dir
 from .run_log import RunLog, progress_bar
 
-__all__ = ["SDCLTrainer", "MixedForward", "setup_distributed", "before_after_summary", "run"]
+__all__ = [
+    "SDCLTrainer",
+    "MixedForward",
+    "setup_distributed",
+    "before_after_summary",
+    "run",
+    "DistributedRunError",
+]
 
 
-def setup_distributed(device_arg: str = "auto") -> torch.device:
+class DistributedRunError(RuntimeError):
+    """A collective operation failed in a multi-process run: another process died, or did
+    not answer within ``--dist-timeout`` seconds."""
+
+
+def setup_distributed(device_arg: str = "auto", timeout_s: Optional[float] = None) -> torch.device:
     """Initialise ``torch.distributed`` from ``torchrun``'s environment (if present) and
     return this process' device (NCCL + ``cuda:LOCAL_RANK`` on GPU, gloo on CPU). Without
-    ``WORLD_SIZE > 1`` it only resolves the device."""
+    ``WORLD_SIZE > 1`` it only resolves the device. ``timeout_s``: how long a collective
+    waits for the other processes before it fails (``None``: torch's default, 30 min)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_arg)
@@ -76,7 +101,10 @@ def setup_distributed(device_arg: str = "auto") -> torch.device:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not is_distributed():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        kwargs: dict[str, Any] = {}
+        if timeout_s is not None:
+            kwargs["timeout"] = datetime.timedelta(seconds=timeout_s)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", **kwargs)
     return device
 
 
@@ -120,7 +148,7 @@ class MixedForward(nn.Module):
 def run(config: TrainConfig) -> dict[str, Any]:
     """Set up ``torch.distributed`` from ``torchrun``'s environment (if any), train with
     ``config`` and return the history (what the example scripts do)."""
-    device = setup_distributed(config.device)
+    device = setup_distributed(config.device, config.dist_timeout)
     return SDCLTrainer(config, device=device).fit()
 
 
@@ -177,8 +205,10 @@ class SDCLTrainer:
         self.output_dir = Path(config.output_dir)
         self.log = RunLog(self.output_dir, enabled=self.rank == 0, tensorboard=config.tensorboard)
         torch.manual_seed(config.seed)
+        self.data_source = ""
         self.dataset = self._open_dataset()
         self.records = {m: self.dataset.train(m) for m in MODALITIES}
+        self._check_evaluation_split()
         self.model = (model if model is not None else build_model(config)).to(self.device)
         self.train_model = self._wrap_model(self.model)
         self.optimizer = optimizer if optimizer is not None else build_optimizer(config, self.model)
@@ -187,10 +217,13 @@ class SDCLTrainer:
         )
         self.height, self.width = cast("tuple[int, int]", self.model.img_size)
         self.test_tf = test_transform(self.height, self.width)
-        self.labeler = PseudoLabeler.from_recipe(self.recipe)
+        self.labeler = PseudoLabeler.from_recipe(
+            self.recipe, association=config.association, bidirectional=config.bidirectional
+        )
         self.start_epoch = 0
         self.history: dict[str, Any] = {}
         self.last_objective: Optional[SDCLObjective] = None  # the objective of the last epoch
+        self._lock: Optional[OutputDirLock] = None  # rank 0's hold on output_dir while fit()
 
     # ------------------------------------------------------------------ setup
 
@@ -204,11 +237,11 @@ class SDCLTrainer:
         from ..data.sysu_mm01 import SYSUMM01
 
         root = config.data_dir
-        if root is None:
+        self.data_source = f"SYSU-MM01 tree {root}"
+        if root is None:  # validate(): only with generated_data, chosen explicitly
             from ..data.synthetic import ensure_synthetic_sysu
 
             if self.rank == 0:
-                self.log.info("no --data-dir: using the generated miniature SYSU-MM01 tree")
                 root = str(
                     ensure_synthetic_sysu(
                         config.cache_dir,
@@ -219,7 +252,28 @@ class SDCLTrainer:
                     )
                 )
             root = broadcast_object(root)
+            self.data_source = f"GENERATED miniature SYSU-MM01 (demo data) at {root}"
         return SYSUMM01(root)
+
+    def _check_evaluation_split(self) -> None:
+        """Empty query/gallery sets and unreadable test images fail now, not after the
+        last epoch (rank 0 decodes the images; every rank raises)."""
+        config = self.config
+        check_evaluation_split(self.dataset, config.dataset, config.trials)
+        problem = None
+        if self.rank == 0:
+            records = [
+                r
+                for part in evaluation_records(self.dataset, config.dataset, config.trials).values()
+                for r in part
+            ]
+            try:
+                check_images_readable(records)
+            except ValueError as error:
+                problem = error
+        problem = broadcast_object(problem)
+        if problem is not None:
+            raise problem
 
     def _wrap_model(self, model: nn.Module) -> Any:
         wrapped: Any = MixedForward(model, self.config.norm_groups)
@@ -237,6 +291,9 @@ class SDCLTrainer:
     def checkpoint_path(self) -> Path:
         return self.output_dir / LAST_CHECKPOINT
 
+    def _train_image_counts(self) -> dict[str, int]:
+        return {m: len(self.records[m]) for m in MODALITIES}
+
     def save(self, epoch: int) -> None:
         """Write the end-of-epoch checkpoint (rank 0), atomically."""
         if self.rank == 0:
@@ -250,29 +307,54 @@ class SDCLTrainer:
                     "rng": capture_rng_state(),
                     "config": self.config.to_dict(),
                     "history": self.history,
+                    "run_id": self.log.run_id,
+                    "train_images": self._train_image_counts(),
                 },
             )
         if is_distributed():
             dist.barrier()
 
     def resume(self) -> None:
-        """Continue from ``output_dir/last.pth``: weights, optimizer, scheduler, RNG, epoch."""
+        """Continue from ``output_dir/last.pth``: weights, optimizer, scheduler, RNG, epoch.
+
+        Settings that differ from the checkpoint's follow
+        :mod:`~sdcl_toolkit.engine.resume_policy`: refused ones raise
+        :class:`~sdcl_toolkit.engine.resume_policy.ResumeConflictError` before anything is
+        loaded; new optimisation values are applied to the restored optimiser and scheduler.
+        """
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        changed = resume_changes(state["config"], self.config.to_dict())
+        counts = state.get("train_images")
+        if counts is not None and counts != self._train_image_counts():
+            raise ValueError(
+                f"--resume: the checkpoint was trained on {counts} training images, the data "
+                f"now opened ({self.data_source}) has {self._train_image_counts()}; resume "
+                "with the run's own --data-dir"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if OPTIMISER & set(changed):
+            apply_optimiser_settings(self.optimizer, self.scheduler, self.config)
         restore_rng_state(state["rng"])
         self.history = state.get("history", {})
         self.start_epoch = int(state["epoch"]) + 1
-        saved = TrainConfig.from_dict(state["config"])
-        changed = {
-            k: (getattr(saved, k), v)
-            for k, v in self.config.to_dict().items()
-            if k not in ("resume", "stop_after", "progress") and getattr(saved, k, v) != v
-        }
+        self.log.run_id = state.get("run_id") or self.log.run_id
+        dropped = self.log.drop_after(int(state["epoch"]))
         self.log.info(
             f"resumed from {self.checkpoint_path} after epoch {state['epoch']}"
-            + (f"; settings changed since: {changed}" if changed else "")
+            + (
+                "; settings changed: "
+                + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+                if changed
+                else ""
+            )
+            + (f"; dropped {dropped} log record(s) of unsaved epochs" if dropped else "")
+        )
+        self.log.event(
+            "resume",
+            epoch=int(state["epoch"]),
+            changed={k: {"was": old, "now": new} for k, (old, new) in changed.items()},
         )
 
     # ------------------------------------------------------------------ epoch parts
@@ -413,9 +495,12 @@ class SDCLTrainer:
         features = self.extract_training_features()
         timings["features"] = time.perf_counter() - start
 
+        check_features_finite(features, epoch)
         start = time.perf_counter()
         labels = self.pseudo_label(features, stage)
         timings["pseudo_labels"] = time.perf_counter() - start
+        for warning in check_clustering(labels.summary(), epoch, self.config):
+            self.log.warning(warning)
         objective = SDCLObjective.from_pseudo_labels(
             labels, features, recipe, epoch=epoch, device=self.device
         )
@@ -464,6 +549,12 @@ class SDCLTrainer:
             "associated_fraction": summary.get("associated_fraction"),
             "seconds": {**timings, "association_steps": summary["seconds"]},
         }
+        true_ids = {
+            m: torch.tensor([r.pid for r in self.records[m]], dtype=torch.int64) for m in MODALITIES
+        }
+        if self.rank == 0 and all(bool((ids >= 0).all()) for ids in true_ids.values()):
+            # diagnostics only (docs/association_methods.md): never used for training
+            record["label_quality"] = labels.quality(true_ids[RGB], true_ids[IR])
         losses = record["losses"]
         assoc = record["associated_fraction"]
         self.log.info(
@@ -478,6 +569,12 @@ class SDCLTrainer:
             f"train {timings['train']:.1f}s"
         )
         self.log.event("epoch", **record)
+        for part in zero_loss_parts(record["losses"], steps):
+            self.log.warning(
+                f"epoch {epoch}: the loss part {part!r} was exactly 0 in every step: it "
+                "teaches nothing (one cluster per memory, or an empty neighbour set); check "
+                "the clustering above (--eps, --k1) and the CNL settings"
+            )
         return record
 
     # ------------------------------------------------------------------ evaluation
@@ -491,6 +588,7 @@ class SDCLTrainer:
             num_workers=self.config.workers,
             progress=self._bar("evaluation"),
         )
+        kwargs["rerank"] = self.config.rerank
         if self.config.dataset == "regdb":
             return evaluate_regdb(self.model, self.dataset, self.test_tf, **kwargs)
         return evaluate_sysu(
@@ -516,10 +614,64 @@ class SDCLTrainer:
     # ------------------------------------------------------------------ the run
 
     def fit(self) -> dict[str, Any]:
-        """Run (or continue) training; returns ``{"before": ..., "final": ..., "epochs": ...}``."""
+        """Run (or continue) training; returns ``{"before": ..., "final": ..., "epochs": ...}``.
+
+        Rank 0 holds the output folder's lock (:class:`~sdcl_toolkit.engine.run_dir.
+        OutputDirLock`) until it returns or raises."""
+        try:
+            return self._fit()
+        except RuntimeError as error:
+            if is_distributed() and _is_collective_failure(error):
+                raise DistributedRunError(
+                    f"rank {self.rank}/{self.world}: a collective operation failed "
+                    f"({type(error).__name__}: {str(error).splitlines()[0][:300]}); another "
+                    "process died or did not answer within --dist-timeout "
+                    f"{self.config.dist_timeout}s. The run cannot continue; restart it with "
+                    f"--resume --output-dir {self.output_dir} (it continues after the last "
+                    "saved epoch)"
+                ) from error
+            raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self.log.close()
+
+    def claim_output_dir(self) -> None:
+        """Claim the output folder (rank 0): take its lock (held until :meth:`fit` ends),
+        refuse or clear a previous run, remove stale checkpoint temporaries, open the logs.
+        A refusal is raised on every rank."""
         config = self.config
+        message: Optional[str] = None
+        problem: Optional[Exception] = None
+        if self.rank == 0:
+            try:
+                self._lock = OutputDirLock(self.output_dir).acquire()
+                message = prepare_output_dir(
+                    self.output_dir, resume=config.resume, overwrite=config.overwrite
+                )
+            except (RuntimeError, OSError) as error:
+                problem = error
+            for stale in [] if problem else remove_stale_temporaries(self.checkpoint_path):
+                message = (message + "; " if message else "") + (
+                    f"removed {stale.name}, left by a killed checkpoint write"
+                )
+        problem = broadcast_object(problem)
+        if problem is not None:
+            raise problem
+        self.log.run_id = new_run_id()
+        self.log.open()
+        if message:
+            self.log.info(message)
+        if is_distributed():
+            dist.barrier()
+
+    def _fit(self) -> dict[str, Any]:
+        config = self.config
+        self.claim_output_dir()
         if config.resume:
             self.resume()
+        self.log.info(f"data: {self.data_source}")
         self.log.info(
             f"SDCL training: {config.dataset}, {len(self.records[RGB])} RGB + "
             f"{len(self.records[IR])} IR training images, model {config.model} "
@@ -569,8 +721,8 @@ class SDCLTrainer:
                 and epoch + 1 < config.epochs
             ):
                 self.log.info(
-                    f"stopping after {epochs_run} epoch(s) as asked; continue with "
-                    f"--resume --output-dir {self.output_dir}"
+                    f"stopping after {epochs_run} epoch(s) as asked; continue with: "
+                    f"{resume_command(self.output_dir)}"
                 )
                 return self.history
         final = self.evaluate()
@@ -594,5 +746,29 @@ class SDCLTrainer:
             (self.output_dir / "results.json").write_text(
                 json.dumps(self.history, indent=2, default=str)
             )
-        self.log.close()
         return self.history
+
+
+def resume_command(output_dir: Path) -> str:
+    """The command that continues the run in ``output_dir`` as it was started (the script
+    of this process, ``--resume`` and the folder; everything else is restored from the
+    checkpoint)."""
+    import shlex
+    import sys
+
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "examples/train_sysu.py"
+    world = get_world_size()
+    prefix = f"torchrun --nproc_per_node={world} " if world > 1 else "python "
+    return f"{prefix}{shlex.quote(script)} --resume --output-dir {shlex.quote(str(output_dir))}"
+
+
+def _is_collective_failure(error: BaseException) -> bool:
+    """A failed/timed-out ``torch.distributed`` operation (gloo, NCCL or the store)."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & {"DistError", "DistBackendError", "DistNetworkError", "DistStoreError"}:
+        return True
+    text = str(error).lower()
+    return any(
+        key in text
+        for key in ("gloo", "nccl", "connection closed", "connection reset", "timed out", "timeout")
+    )

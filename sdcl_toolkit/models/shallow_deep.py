@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._arrays import array_kind, as_tensor
+from .._validation import check_bool, check_int
 from ..modality import IR, RGB, parse_modality
 from ..recipe import OFFICIAL_SYSU
 from .state_dict import LoadPlan, load_into
@@ -301,8 +302,7 @@ class ShallowDeepViT(nn.Module):
         """
         self.vit.check_images(rgb, "rgb")
         self.vit.check_images(ir, "ir")
-        if isinstance(norm_groups, bool) or not isinstance(norm_groups, int) or norm_groups < 1:
-            raise ValueError(f"norm_groups must be a positive integer, got {norm_groups!r}")
+        norm_groups = check_int(norm_groups, "norm_groups", minimum=1)
         n_rgb = rgb.shape[0]
         if norm_groups == 1 or not self.training:
             patches = self._embed_patches([(rgb, RGB), (ir, IR)])
@@ -402,9 +402,12 @@ class ShallowDeepViT(nn.Module):
     def _flip_averaged(
         self, images: torch.Tensor, modality: ModalityArg, flip: bool, batch_size: Optional[int]
     ) -> ShallowDeepFeatures:
-        chunk = images.shape[0] if batch_size is None else int(batch_size)
-        if chunk < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        flip = check_bool(flip, "flip")
+        chunk = (
+            images.shape[0]
+            if batch_size is None
+            else check_int(batch_size, "batch_size", minimum=1)
+        )
         per_sample = not isinstance(modality, str)
         if per_sample:
             flags = self._per_sample_modality(modality, images)

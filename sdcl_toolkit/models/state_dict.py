@@ -26,6 +26,7 @@ trained at 256x128 with 16 px patches, i.e. 16x8; a 224x224 timm checkpoint is 1
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import pickle
@@ -34,10 +35,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_bool, check_int, check_real
 from ..recipe import OFFICIAL_SYSU
 
 # All checkpoint-loading messages go to one logger, under the name it has always had.
@@ -134,13 +137,45 @@ def _preview(keys: Sequence[str], limit: int = 6) -> str:
 # --------------------------------------------------------------------------- reading
 
 
+def _numpy_reconstruct() -> Any:
+    """numpy's array-unpickling helper (``numpy._core`` in numpy 2, ``numpy.core`` before)."""
+    try:
+        return importlib.import_module("numpy._core.multiarray")._reconstruct
+    except ImportError:  # numpy < 2
+        return importlib.import_module("numpy.core.multiarray")._reconstruct
+
+
+def _safe_globals() -> list[Any]:
+    """The few non-tensor types a toolkit checkpoint holds, allowed under ``weights_only``.
+
+    ``argparse.Namespace`` (DINO-style ``"args"``) and plain numeric numpy arrays: the
+    training checkpoints of :mod:`sdcl_toolkit.engine.checkpoint` store numpy's RNG state,
+    a ``uint32`` array. These reconstructors build data only; they run no user code.
+    """
+    dtype_classes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdg"}
+    return [argparse.Namespace, _numpy_reconstruct(), np.ndarray, np.dtype, *dtype_classes]
+
+
 def read_checkpoint(source: Source, *, weights_only: bool = True) -> Mapping[str, Any]:
     """Return ``source`` itself if it is a mapping, else ``torch.load`` it on the CPU.
 
-    ``weights_only=True`` (default) refuses arbitrary pickled code; ``argparse.Namespace``
-    (stored by DINO-style trainers under ``"args"``) is allowed. Pass ``weights_only=False``
-    only for files you trust.
+    ``weights_only=True`` (default) refuses arbitrary pickled code. Allowed besides tensors
+    and containers: ``argparse.Namespace`` (stored by DINO-style trainers under ``"args"``)
+    and numeric numpy arrays (the RNG state in the toolkit's own ``last.pth`` training
+    checkpoints), so ``--pretrained .../last.pth`` works. Pass ``weights_only=False`` only for
+    files you trust.
+
+    Raises
+    ------
+    TypeError
+        ``source`` is neither a path nor a mapping (or ``weights_only`` is not a bool).
+    FileNotFoundError
+        The path does not exist.
+    CheckpointError
+        The file is not a torch checkpoint (e.g. a text file), needs globals outside the
+        allow-list under ``weights_only=True``, or does not hold a mapping.
     """
+    weights_only = check_bool(weights_only, "weights_only")
     if isinstance(source, Mapping):
         return source
     if not isinstance(source, (str, os.PathLike)):
@@ -153,17 +188,22 @@ def read_checkpoint(source: Source, *, weights_only: bool = True) -> Mapping[str
     try:
         if weights_only:
             allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.4
-            with allow([argparse.Namespace]) if allow is not None else nullcontext():
+            with allow(_safe_globals()) if allow is not None else nullcontext():
                 obj = torch.load(path, map_location="cpu", weights_only=True)
         else:
             obj = torch.load(path, map_location="cpu", weights_only=False)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"could not read {path} with weights_only=True ({error}). If you trust this file, "
-            "load it with weights_only=False."
-        ) from error
-    except (RuntimeError, EOFError) as error:
+        if weights_only and "weights only" in str(error).lower():
+            raise CheckpointError(
+                f"could not read {path} with weights_only=True ({error}). If you trust this "
+                "file, load it with weights_only=False."
+            ) from error
         raise CheckpointError(f"could not read {path} as a torch checkpoint: {error}") from error
+    except Exception as error:  # a non-checkpoint file can fail anywhere in unpickling
+        raise CheckpointError(
+            f"could not read {path} as a torch checkpoint (is it a .pth/.pt file?): "
+            f"{type(error).__name__}: {error}"
+        ) from error
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"{path} holds a {type(obj).__name__}, expected a state dict (a mapping of tensors)"
@@ -242,13 +282,25 @@ def normalize_state_dict(
 
 
 def _check_grid(grid: Any, name: str) -> tuple[int, int]:
-    if (
-        not isinstance(grid, Sequence)
-        or len(grid) != 2
-        or not all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)
-    ):
+    if isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence) or len(grid) != 2:
         raise ValueError(f"{name} must be a pair of positive ints (rows, cols), got {grid!r}")
-    return int(grid[0]), int(grid[1])
+    rows = check_int(grid[0], f"{name}[0]", minimum=1)
+    cols = check_int(grid[1], f"{name}[1]", minimum=1)
+    return rows, cols
+
+
+MAX_INFERRED_PREFIX_TOKENS = 5
+"""Most prefix tokens :func:`resize_pos_embed` infers on its own: class + distillation
+(DeiT) or class + 4 registers. More means the grid is wrong (a 224x224 checkpoint read as
+16x8 would leave 69 "prefix" tokens); pass ``num_prefix_tokens`` to go beyond."""
+
+
+def _grid_mismatch(tokens: int, old_h: int, old_w: int, detail: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint pos_embed has {tokens} tokens, {detail} a {old_h}x{old_w} grid "
+        f"({old_h * old_w} patches); pass the checkpoint's grid as checkpoint_grid=(rows, cols), "
+        "e.g. (16, 8) for 256x128 or (14, 14) for 224x224 with 16 px patches"
+    )
 
 
 def resize_pos_embed(
@@ -262,36 +314,45 @@ def resize_pos_embed(
 
     ``old_grid=(gh, gw)`` is the checkpoint's token grid (rows, cols) and ``new_grid`` the
     model's. ``num_prefix_tokens`` is ``P`` (class + distillation/register tokens); ``None``
-    (default) means ``P = T - gh*gw``, and an explicit value must agree with that. The first
-    token (class) is kept; other prefix tokens (``P > 1``, e.g. DeiT's distillation token) are
-    dropped; the ``gh x gw`` patch part is resampled bilinearly (``align_corners=False``) in
-    float32 and returned in the input dtype.
+    (default) means ``P = T - gh*gw``, accepted for ``1 <= P <= MAX_INFERRED_PREFIX_TOKENS``
+    (5); an explicit value must agree with ``T - gh*gw``. The first token (class) is kept;
+    other prefix tokens (``P > 1``, e.g. DeiT's distillation token) are dropped; the
+    ``gh x gw`` patch part is resampled bilinearly (``align_corners=False``) in float32 and
+    returned in the input dtype.
+
+    Raises
+    ------
+    CheckpointError
+        ``T`` is not ``P + gh*gw`` (the message names ``checkpoint_grid``).
+    ValueError / TypeError
+        A grid that is not a pair of positive ints, a ``pos_embed`` not shaped ``[1, T, D]``.
     """
     new_h, new_w = _check_grid(new_grid, "new_grid")
     old_h, old_w = _check_grid(old_grid, "old_grid")
+    if not isinstance(pos_embed, torch.Tensor):
+        raise TypeError(f"pos_embed must be a torch.Tensor, got {type(pos_embed).__name__}")
     if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
         raise ValueError(f"pos_embed must have shape [1, T, D], got {tuple(pos_embed.shape)}")
     tokens, dim = pos_embed.shape[1], pos_embed.shape[2]
     prefix = tokens - old_h * old_w
     if num_prefix_tokens is not None:
-        if isinstance(num_prefix_tokens, bool) or not isinstance(num_prefix_tokens, int):
-            raise ValueError(f"num_prefix_tokens must be an int, got {num_prefix_tokens!r}")
+        num_prefix_tokens = check_int(num_prefix_tokens, "num_prefix_tokens")
         if num_prefix_tokens < 1:
             raise ValueError(
                 f"num_prefix_tokens must be >= 1 (class token), got {num_prefix_tokens}"
             )
         if num_prefix_tokens != prefix:
-            raise CheckpointError(
-                f"checkpoint pos_embed has {tokens} tokens, not {num_prefix_tokens} prefix "
-                f"token(s) plus a {old_h}x{old_w} grid ({old_h * old_w} patches); check "
-                "checkpoint_grid and num_prefix_tokens"
+            raise _grid_mismatch(
+                tokens, old_h, old_w, f"which is not {num_prefix_tokens} prefix token(s) plus"
             )
     if prefix < 1:
-        raise CheckpointError(
-            f"checkpoint pos_embed has {tokens} tokens, which cannot be a class token plus a "
-            f"{old_h}x{old_w} grid ({old_h * old_w} patches); pass the checkpoint's grid as "
-            "checkpoint_grid=(rows, cols), e.g. (16, 8) for 256x128 or (14, 14) for 224x224 "
-            "with 16 px patches"
+        raise _grid_mismatch(tokens, old_h, old_w, "which cannot be a class token plus")
+    if num_prefix_tokens is None and prefix > MAX_INFERRED_PREFIX_TOKENS:
+        raise _grid_mismatch(
+            tokens,
+            old_h,
+            old_w,
+            f"{prefix} more than",
         )
     if prefix > 1:
         logger.info("pos_embed: keeping the class token, dropping %d prefix token(s)", prefix - 1)
@@ -306,8 +367,7 @@ def resize_pos_embed(
 
 
 def _check_fraction(min_loaded_fraction: float) -> None:
-    if not 0.0 <= float(min_loaded_fraction) <= 1.0:
-        raise ValueError(f"min_loaded_fraction must lie in [0, 1], got {min_loaded_fraction}")
+    check_real(min_loaded_fraction, "min_loaded_fraction", minimum=0.0, maximum=1.0)
 
 
 def match_state_dict(
@@ -326,6 +386,8 @@ def match_state_dict(
     given); ``dropped`` (the head keys removed while normalising) goes into the report.
     """
     _check_fraction(min_loaded_fraction)
+    checkpoint_grid = _check_grid(checkpoint_grid, "checkpoint_grid")
+    model_grid = _check_grid(model_grid, "model_grid")
     adapted: dict[str, torch.Tensor] = {}
     loaded: list[str] = []
     missing: list[str] = []
@@ -484,6 +546,8 @@ def load_into(
     the target module (default: ``model``, keys as they are), match, ``load_state_dict(
     strict=False)``, run the plan's ``after_load`` and log the report; return it.
     """
+    _check_fraction(min_loaded_fraction)
+    _check_grid(checkpoint_grid, "checkpoint_grid")
     raw = read_checkpoint(checkpoint, weights_only=weights_only)
     source = "state dict" if isinstance(checkpoint, Mapping) else os.fspath(checkpoint)
     state, dropped = normalize_state_dict(unwrap_state_dict(raw))

@@ -32,11 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _activation_checkpoint
 
+from .._validation import check_bool, check_choice, check_int, check_real
 from ..recipe import OFFICIAL_SYSU
 
 logger = logging.getLogger(__name__)
@@ -103,19 +105,19 @@ class ViTConfig:
 
     def __post_init__(self) -> None:
         img_size = self.img_size
-        if isinstance(img_size, int) and not isinstance(img_size, bool):
+        if isinstance(img_size, (int, np.integer)) and not isinstance(img_size, (bool, np.bool_)):
             img_size = (img_size, img_size)
-        size = tuple(img_size) if _is_pair(img_size) else None
-        if size is None or not all(isinstance(s, int) and not isinstance(s, bool) for s in size):
+        if not _is_pair(img_size):
             raise ValueError(f"img_size must be a (height, width) pair, got {self.img_size!r}")
+        size = (
+            check_int(img_size[0], "img_size[0]", minimum=1),
+            check_int(img_size[1], "img_size[1]", minimum=1),
+        )
         object.__setattr__(self, "img_size", size)
-        _check_positive_int("patch_size", self.patch_size)
-        _check_positive_int("embed_dim", self.embed_dim)
-        _check_positive_int("depth", self.depth)
-        _check_positive_int("num_heads", self.num_heads)
-        _check_positive_int("stem_channels", self.stem_channels)
-        if self.stem not in STEMS:
-            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+        for name in ("patch_size", "embed_dim", "depth", "num_heads", "stem_channels"):
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum=1))
+        object.__setattr__(self, "qkv_bias", check_bool(self.qkv_bias, "qkv_bias"))
+        check_choice(self.stem, "stem", STEMS)
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})"
@@ -134,14 +136,15 @@ class ViTConfig:
                 )
             if self.stem_channels % 2:
                 raise ValueError(f"stem_channels must be even (IBN), got {self.stem_channels}")
-        if not self.mlp_ratio > 0:
-            raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        real = check_real(self.mlp_ratio, "mlp_ratio", minimum=0.0, min_inclusive=False)
+        object.__setattr__(self, "mlp_ratio", real)
         for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {value}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps}")
+            real = check_real(
+                getattr(self, name), name, minimum=0.0, maximum=1.0, max_inclusive=False
+            )
+            object.__setattr__(self, name, real)
+        real = check_real(self.layer_norm_eps, "layer_norm_eps", minimum=0.0, min_inclusive=False)
+        object.__setattr__(self, "layer_norm_eps", real)
 
     @property
     def grid_size(self) -> tuple[int, int]:
@@ -159,11 +162,6 @@ class ViTConfig:
 
 def _is_pair(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 VIT_BASE = ViTConfig()

@@ -86,8 +86,13 @@ def test_resize_bicubic_stays_in_unit_range():
 def test_resize_rejects_bad_arguments():
     with pytest.raises(ValueError, match="interpolation"):
         T.Resize(10, interpolation="lanczos")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"size\[0\] must be >= 1"):
         T.Resize((0, 4))
+    with pytest.raises(TypeError, match="pair of ints"):
+        T.Resize(4.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pair of ints"):
+        T.Resize(True)  # type: ignore[arg-type]
+    assert T.Resize(np.int64(4)).size == (4, 4)
     with pytest.raises(TypeError, match="floating"):
         T.Resize(4)(torch.zeros(3, 5, 5, dtype=torch.uint8))
     with pytest.raises(ValueError, match="shape"):

@@ -43,7 +43,7 @@ def test_presets_read_every_shared_value_from_the_recipe(name):
     shared = [
         f
         for f in RECIPE_FIELDS
-        if hasattr(config, f) and f not in ("height", "width", "drop_path_rate")
+        if hasattr(config, f) and f not in ("height", "width", "drop_path_rate", "checkpoint_grid")
     ]
     assert len(shared) >= 45
     for field in shared:
@@ -114,19 +114,30 @@ def test_parse_config_overrides_and_optional_none():
 
 def test_threads_flag():
     assert sysu_config_from_argv([]).threads is None  # torch's default
-    assert sysu_config_from_argv(["--threads", "1"]).threads == 1
+    assert sysu_config_from_argv(["--demo", "--threads", "1"]).threads == 1
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
-        sysu_config_from_argv(["--threads", "0"])
+        sysu_config_from_argv(["--demo", "--threads", "0"])
 
 
-def test_train_sysu_uses_the_demo_without_data_dir():
-    assert sysu_config_from_argv([]).model == "tiny"
+def test_train_sysu_runs_the_demo_only_when_chosen():
+    demo = sysu_config_from_argv([])  # make demo: no arguments at all
+    assert demo.model == "tiny" and demo.generated_data and demo.data_dir is None
+    assert demo == sysu_config_from_argv(["--demo"])
+    assert sysu_config_from_argv(["--demo", "--epochs", "3"]).epochs == 3
     official = sysu_config_from_argv(["--data-dir", "/data/SYSU-MM01", "--pretrained", "w.pth"])
     assert official.model == "vit_base" and official.epochs == 50
+    assert not official.generated_data
     assert (
         sysu_config_from_argv(["--data-dir", "/d", "--epochs", "3", "--pretrained", "none"]).epochs
         == 3
     )
+    # a real preset without --data-dir is an error, never a silent switch to generated data
+    with pytest.raises(ValueError, match="no --data-dir.*--demo"):
+        sysu_config_from_argv(["--pretrained", "w.pth"])
+    with pytest.raises(ValueError, match="no --data-dir"):
+        TrainConfig.sysu(pretrained="none").validate()
+    with pytest.raises(ValueError, match="exclude each other"):
+        sysu_config_from_argv(["--demo", "--data-dir", "/d"])
 
 
 def test_invalid_settings_are_listed():
@@ -143,3 +154,65 @@ def test_invalid_settings_are_listed():
 def test_json_round_trip():
     c = TrainConfig.demo(seed=7)
     assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    ("flags", "name"),
+    [
+        (["--cra-topk", "0"], "cra_topk"),  # used from stage 2 only
+        (["--stage2-rgb-k1", "0"], "stage2_rgb_k1"),  # used from stage 2 only
+        (["--cnl-threshold", "nan"], "cnl_threshold"),  # would zero the CNL losses
+        (["--gamma", "-1"], "gamma"),  # would give a negative learning rate
+        (["--lr", "nan"], "lr"),
+        (["--temp", "nan"], "temp"),
+        (["--cnl-temp", "0"], "cnl_temp"),
+        (["--lambda-shallow", "nan"], "lambda_shallow"),
+        (["--homogeneous-deep", "nan"], "homogeneous_deep"),
+        (["--stage2-heterogeneous", "-1"], "stage2_heterogeneous"),
+        (["--memory-momentum", "1.5"], "memory_momentum"),
+        (["--checkpoint-grid", "16"], "checkpoint_grid"),
+        (["--stem", "conv"], "stem"),
+        (["--dist-timeout", "0"], "dist_timeout"),
+        (["--pretrain-lr", "nan"], "pretrain_lr"),
+        (["--synthetic-nuisance", "nan"], "synthetic_nuisance"),
+        (["--drop-path-rate", "nan"], "drop_path_rate"),
+        (["--height", "0"], "height"),
+        (["--workers", "-1"], "workers"),
+        (["--resume", "--overwrite"], "exclude each other"),
+    ],
+)
+def test_every_flag_is_checked_when_the_run_starts(flags, name):
+    with pytest.raises(ValueError, match=name):
+        sysu_config_from_argv(["--demo", *flags])
+
+
+def test_help_describes_every_flag_with_its_default(capsys):
+    from sdcl_toolkit.engine.flag_help import FLAG_HELP
+
+    assert set(FLAG_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+    with pytest.raises(SystemExit):
+        sysu_config_from_argv(["--help"], description="train")
+    text = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        assert f"{flag} " in text, flag
+    assert text.count("(default:") == len(FLAG_HELP)
+    assert "--demo" in text
+
+
+def test_checkpoint_grid_and_stem_reach_the_model(tmp_path):
+    import torch
+
+    from sdcl_toolkit.engine import build_model
+
+    source = build_model(TrainConfig.demo(stem="linear"))  # tiny: 64x32, 8x4 patches
+    assert source.vit.config.stem == "linear"
+    path = tmp_path / "vit.pth"
+    torch.save(
+        {k[len("vit.") :]: v for k, v in source.state_dict().items() if k.startswith("vit.")}, path
+    )
+    bigger = TrainConfig.demo(stem="linear", height=96, pretrained=str(path), checkpoint_grid="8x4")
+    model = build_model(bigger)
+    assert model.vit.pos_embed.shape[1] == 1 + 12 * 4
+    with pytest.raises(Exception, match="checkpoint_grid"):
+        build_model(dataclasses.replace(bigger, checkpoint_grid="6x4"))

@@ -426,3 +426,100 @@ def test_official_sdcl_model_names_are_mapped():
     got = target.extract(images, "rgb")
     want = source.extract(images, "rgb")
     np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+# ------------------------------------------------------------------ failure modes (issue 13)
+
+
+def test_224_checkpoint_with_the_default_grid_is_refused_not_truncated():
+    # 1 + 14*14 = 197 tokens read as 16x8 (128 patches) left 69 "prefix" tokens that were
+    # silently dropped; now the error names checkpoint_grid.
+    model = ViT.from_config("tiny", stem="linear")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    shapes["pos_embed"] = (1, 1 + 14 * 14, shapes["pos_embed"][-1])
+    state = random_state(shapes)
+    with pytest.raises(CheckpointError, match=r"197 tokens.*checkpoint_grid=\(rows, cols\)"):
+        load_pretrained(model, state)
+    report = load_pretrained(model, state, checkpoint_grid=(14, 14))
+    assert report.resized == ("pos_embed",)
+    with pytest.raises(CheckpointError, match="checkpoint_grid"):
+        resize_pos_embed(torch.randn(1, 1 + 14 * 14, 4), (8, 4), (16, 8))
+    # a few prefix tokens (class + distillation / registers) are still inferred
+    pos = torch.randn(1, 5 + 16 * 8, 4)
+    torch.testing.assert_close(
+        resize_pos_embed(pos, (16, 8)), torch.cat((pos[:, :1], pos[:, 5:]), 1)
+    )
+
+
+@pytest.mark.parametrize(
+    "content", [b"hello world, not a checkpoint\n", b"eeeee", b"", b"PK\x03\x04broken zip"]
+)
+def test_non_checkpoint_files_raise_checkpoint_error(tmp_path, content):
+    path = tmp_path / "notes.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="as a torch checkpoint"):
+        load_pretrained(ViT.from_config("tiny"), path)
+
+
+def test_checkpoint_arguments_follow_the_scalar_rules(tmp_path):
+    model = ViT.from_config("tiny")
+    state = tiny_checkpoint()
+    with pytest.raises(TypeError, match=r"checkpoint_grid\[0\] must be an integer"):
+        load_pretrained(model, state, checkpoint_grid=(16.0, 8))
+    with pytest.raises(ValueError, match="checkpoint_grid must be a pair"):
+        load_pretrained(model, state, checkpoint_grid=(16,))
+    with pytest.raises(TypeError, match="weights_only must be True or False"):
+        load_pretrained(model, state, weights_only="yes")
+    with pytest.raises(ValueError, match="min_loaded_fraction must be <= 1"):
+        load_pretrained(model, state, min_loaded_fraction=1.5)
+    report = load_pretrained(model, state, checkpoint_grid=(np.int64(4), np.int64(2)))
+    assert report.loaded_fraction == 1.0
+
+
+def _training_checkpoint(path, model: torch.nn.Module) -> None:
+    """What the trainer's end-of-epoch save writes (sdcl_toolkit.engine.trainer.SDCLTrainer.save),
+    through the real writer."""
+    from sdcl_toolkit.engine.builders import build_optimizer, build_scheduler
+    from sdcl_toolkit.engine.checkpoint import capture_rng_state, save_checkpoint
+    from sdcl_toolkit.engine.config import TrainConfig
+
+    config = TrainConfig(model="tiny", pretrained="none")
+    optimizer = build_optimizer(config, model)
+    deep, shallow = model(torch.randn(2, 3, *model.img_size), "rgb")
+    (deep.sum() + shallow.sum()).backward()
+    optimizer.step()  # momentum buffers in the optimizer state
+    scheduler = build_scheduler(config, optimizer)
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": 3,
+            "rng": capture_rng_state(),  # holds numpy's RNG state, a uint32 array
+            "config": config.to_dict(),
+            "history": {"epoch_3": {"loss": 1.5}},
+        },
+    )
+
+
+def test_own_training_checkpoint_loads_as_pretrained_with_weights_only(tmp_path):
+    path = tmp_path / "last.pth"
+    trained = ShallowDeepViT("tiny")
+    _training_checkpoint(path, trained)
+    fresh = ShallowDeepViT("tiny")
+    report = load_pretrained(fresh, path)  # weights_only=True (the default)
+    assert report.loaded_fraction == 1.0 and report.missing == () and report.copied == ()
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value, msg=key)
+
+
+def test_arbitrary_globals_are_still_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": tiny_checkpoint(), "hook": ValueError("not allow-listed")}, path)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_pretrained(ViT.from_config("tiny"), path)
+    report = load_pretrained(
+        ViT.from_config("tiny"), path, checkpoint_grid=TINY_CKPT_GRID, weights_only=False
+    )
+    assert report.loaded_fraction == 1.0

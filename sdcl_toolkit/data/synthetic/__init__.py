@@ -44,10 +44,12 @@ Command line::
     sdcl-make-dataset --out data/ --identities 100 --images-per-camera 4 --regdb
     python -m sdcl_toolkit.data.synthetic --out data/
 
-writes ``data/SYSU-MM01`` (and ``data/RegDB``).
+writes ``data/SYSU-MM01`` (and ``data/RegDB``; ``--llcm`` also ``data/LLCM`` in the LLCM
+layout, :func:`write_synthetic_llcm`).
 """
 
 from .cli import main
+from .llcm import SyntheticLLCMSpec, write_synthetic_llcm
 from .render import GENERATOR_VERSION
 from .spec import Spec as Spec
 from .spec import SyntheticRegDBSpec, SyntheticSpec
@@ -69,6 +71,8 @@ __all__ = [
     "SyntheticRegDBSpec",
     "write_synthetic_sysu",
     "write_synthetic_regdb",
+    "SyntheticLLCMSpec",
+    "write_synthetic_llcm",
     "ensure_synthetic_sysu",
     "ensure_synthetic_regdb",
     "default_cache_dir",

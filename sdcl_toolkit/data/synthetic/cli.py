@@ -61,6 +61,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sysu_names = [f.name for f in fields(SyntheticSpec)]
     _add_spec_flags(parser, SyntheticSpec, sysu_names)
     parser.add_argument("--regdb", action="store_true", help="also write OUT/RegDB")
+    parser.add_argument(
+        "--llcm",
+        action="store_true",
+        help="also write OUT/LLCM (LLCM layout, 12 people; size, seed, modality gap and "
+        "nuisance from the flags above)",
+    )
     # RegDB takes the shared settings (size, seed, modality gap, nuisance) from the flags above
     regdb_own = [
         f.name
@@ -75,6 +81,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     values = vars(args)
     out = Path(args.out)
     targets = [out / "SYSU-MM01"] + ([out / "RegDB"] if args.regdb else [])
+    if args.llcm:
+        targets.append(out / "LLCM")
     started = time.perf_counter()
     try:
         sysu_spec = SyntheticSpec(**{name: values[name] for name in sysu_names})
@@ -91,6 +99,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.regdb:
             regdb = write_synthetic_regdb(targets[1], spec=regdb_spec, overwrite=args.overwrite)
             print(f"RegDB layout:     {regdb}")
+        if args.llcm:
+            from .llcm import write_synthetic_llcm
+
+            shared = ("height", "width", "seed", "ir_material_weight", "nuisance")
+            llcm = write_synthetic_llcm(
+                targets[-1], overwrite=args.overwrite, **{k: values[k] for k in shared}
+            )
+            print(f"LLCM layout:      {llcm}")
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     print(f"done in {time.perf_counter() - started:.1f} s")

@@ -10,19 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Optional, Union
 
-import numpy as np
+from ..._validation import check_int, check_real
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``TypeError`` for a non-integer (bool, float), ``ValueError`` below ``minimum``."""
+    return check_int(value, name, minimum=minimum)
 
 
-def _check_fraction(name: str, value, low: float = 0.0, high: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
+def _check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    """``TypeError`` for a non-number, ``ValueError`` for NaN or outside ``[low, high]``."""
+    return check_real(value, name, minimum=low, maximum=high)
 
 
 # ----------------------------------------------------------------------------- specifications
@@ -134,10 +132,7 @@ def _normalise(spec: Spec, ints: dict[str, int], fractions: Sequence[str]) -> No
         object.__setattr__(spec, name, _check_positive_int(name, getattr(spec, name), minimum))
     for name in fractions:
         object.__setattr__(spec, name, _check_fraction(name, getattr(spec, name)))
-    seed = spec.seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    object.__setattr__(spec, "seed", int(seed))
+    object.__setattr__(spec, "seed", check_int(spec.seed, "seed", minimum=0))
 
 
 def _resolve(spec_type: type, spec: Optional[Spec], params: dict[str, Any], caller: str) -> Any:

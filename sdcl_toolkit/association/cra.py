@@ -1,7 +1,8 @@
 """Collaborative Ranking Association (CRA; Yang et al., CVPR 2024).
 
 CRA gives every source-modality sample (RGB in the paper) a cluster label of the target
-modality (IR), using the agreement of the deep and the shallow feature rankings:
+modality (IR), using the agreement of the deep and the shallow feature rankings (the CRA
+block of the official ``cluster_contrast_vit_sysu.py``, yangbincv/SDCL):
 
 1. ``A`` = target labels of the ``topk`` nearest target samples by deep similarity (in rank
    order); ``S`` = the same by shallow similarity.
@@ -13,8 +14,10 @@ modality (IR), using the agreement of the deep and the shallow feature rankings:
    ``smooth_k`` most similar source samples (itself included) by ``d.d' + s.s'``; ties go
    to the smallest label (-1 first), like ``argmax`` over one-hot sums in the official code.
 
-All searches are exact top-k searches (:func:`sdcl_toolkit.knn`): memory is O(N K), never
-a dense cross-modality or self-similarity matrix.
+All searches are exact top-k searches (:func:`sdcl_toolkit.knn`), and the counts of steps
+2 and 3 are taken by sorting each row and binary search (``searchsorted``): memory is
+O(N K), never a dense cross-modality or self-similarity matrix nor an ``[N, K, K]``
+comparison.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
-from ._arrays import ArrayLike, array_kind, as_features, as_labels
-from ._timing import StageTimer
-from .knn_search import Backend, Candidates, knn_tensors
-from .recipe import OFFICIAL_SYSU
+from .._arrays import ArrayLike
+from .._timing import StageTimer
+from .._validation import check_int
+from ..knn_search import Backend, Candidates, knn_tensors
+from ..recipe import OFFICIAL_SYSU
+from .protocol import Association, check_feature_shapes, prepare_inputs
 
 __all__ = ["CollaborativeRankingAssociation", "CRA", "CRAResult"]
 
@@ -52,10 +57,28 @@ class CRAResult:
     votes: ArrayLike
     seconds: dict[str, float]
 
+    @property
+    def scores(self) -> ArrayLike:
+        """The winning counts (``votes``), CRA's confidence (the protocol's ``scores``)."""
+        return self.votes
+
+
+def _occurrences(values: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    """``[N, K]`` int64: how often ``values[n, l]`` occurs in row ``pool[n]`` (``[N, M]``).
+
+    Sort each row of ``pool`` and binary-search both ends: O(N (K + M) log M) time and
+    O(N (K + M)) memory, instead of an ``[N, K, M]`` comparison.
+    """
+    ordered = torch.sort(pool, dim=1).values.contiguous()
+    values = values.contiguous()
+    upper = torch.searchsorted(ordered, values, right=True)
+    lower = torch.searchsorted(ordered, values, right=False)
+    return upper - lower
+
 
 def _ranking_labels(deep_labels: torch.Tensor, shallow_labels: torch.Tensor):
     """Step 2 for ``[N, K]`` label lists: (ranking label, winning count)."""
-    counts = (deep_labels[:, :, None] == shallow_labels[:, None, :]).sum(-1)  # [N, K]
+    counts = _occurrences(deep_labels, shallow_labels)  # [N, K]
     best = torch.argmax(counts, dim=1)  # first maximum = earliest deep position
     rows = torch.arange(deep_labels.shape[0], device=deep_labels.device)
     return deep_labels[rows, best], counts[rows, best]
@@ -64,7 +87,7 @@ def _ranking_labels(deep_labels: torch.Tensor, shallow_labels: torch.Tensor):
 def _smoothed_labels(ranking: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
     """Step 3: most frequent label among ``ranking[neighbours[i]]``, ties -> smallest label."""
     votes = ranking[neighbours]  # [N, k]
-    counts = (votes[:, :, None] == votes[:, None, :]).sum(-1)  # [N, k]
+    counts = _occurrences(votes, votes)  # [N, k]
     # prefer the largest count, then the smallest label; labels >= -1, so shift by 1
     span = int(votes.max()) + 2
     score = counts * span - (votes + 1)
@@ -72,7 +95,7 @@ def _smoothed_labels(ranking: torch.Tensor, neighbours: torch.Tensor) -> torch.T
     return votes[torch.arange(votes.shape[0], device=votes.device), best]
 
 
-class CollaborativeRankingAssociation:
+class CollaborativeRankingAssociation(Association):
     """Map source-modality samples to target-modality clusters (CRA).
 
     Parameters
@@ -94,7 +117,12 @@ class CollaborativeRankingAssociation:
     Calling the object returns the labels alone; :meth:`associate` returns the full
     :class:`CRAResult`; :meth:`associate_tensors` is the same on prepared tensors without
     the input conversion and the label checks (what :class:`~sdcl_toolkit.PseudoLabeler` uses).
+    ``src_labels`` (the association protocol's last argument) is accepted and ignored: CRA
+    works on samples.
     """
+
+    name = "cra"
+    needs_src_labels = False
 
     def __init__(
         self,
@@ -104,24 +132,22 @@ class CollaborativeRankingAssociation:
         backend: Backend = "auto",
         candidates: Candidates = "auto",
     ) -> None:
-        for name, value in (("topk", topk), ("smooth_k", smooth_k)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.topk = topk
-        self.smooth_k = smooth_k
+        self.topk = check_int(topk, "topk", minimum=1)
+        self.smooth_k = check_int(smooth_k, "smooth_k", minimum=1)
         self.backend = backend
         self.candidates = candidates
 
     def __repr__(self) -> str:
         return f"CollaborativeRankingAssociation(topk={self.topk}, smooth_k={self.smooth_k})"
 
-    def __call__(
+    def __call__(  # type: ignore[override]
         self,
         deep_src: ArrayLike,
         shallow_src: ArrayLike,
         deep_tgt: ArrayLike,
         shallow_tgt: ArrayLike,
         tgt_labels: ArrayLike,
+        src_labels: Optional[ArrayLike] = None,
         *,
         return_details: bool = False,
     ) -> Union[ArrayLike, CRAResult]:
@@ -136,6 +162,8 @@ class CollaborativeRankingAssociation:
             ``[N_tgt, D_deep]`` and ``[N_tgt, D_shallow]`` target features.
         tgt_labels:
             ``[N_tgt]`` target cluster labels (``-1`` = unclustered).
+        src_labels:
+            Ignored (accepted for the association protocol).
         return_details:
             Deprecated (removed in the next version): use :meth:`associate`, which always
             returns the :class:`CRAResult`. ``True`` still returns it, with a
@@ -154,8 +182,12 @@ class CollaborativeRankingAssociation:
                 DeprecationWarning,
                 stacklevel=2,
             )
-            return self.associate(deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels)
-        return self.associate(deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels).labels
+            return self.associate(
+                deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels
+            )
+        return self.associate(
+            deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels
+        ).labels
 
     def associate(
         self,
@@ -164,6 +196,7 @@ class CollaborativeRankingAssociation:
         deep_tgt: ArrayLike,
         shallow_tgt: ArrayLike,
         tgt_labels: ArrayLike,
+        src_labels: Optional[ArrayLike] = None,
     ) -> CRAResult:
         """Associate source samples with target clusters; return everything computed.
 
@@ -175,31 +208,10 @@ class CollaborativeRankingAssociation:
             Labels, pre-smoothing labels, winning counts (arrays of the inputs' type, on
             their device) and the time per step.
         """
-        kind = array_kind(
-            deep_src=deep_src,
-            shallow_src=shallow_src,
-            deep_tgt=deep_tgt,
-            shallow_tgt=shallow_tgt,
-            tgt_labels=tgt_labels,
-        )
-        device = kind.device
-        ds = as_features(deep_src, "deep_src").to(device)
-        ss = as_features(shallow_src, "shallow_src").to(device)
-        dt = as_features(deep_tgt, "deep_tgt").to(device)
-        st = as_features(shallow_tgt, "shallow_tgt").to(device)
-        self._check_shapes(ds, ss, dt, st)
-        y = as_labels(tgt_labels, "tgt_labels", length=dt.shape[0], device=device)
-        if bool((y < -1).any()):
-            raise ValueError(
-                f"tgt_labels must be >= -1 (-1 = unclustered), got "
-                f"{sorted({int(v) for v in y[y < -1][:5]})}"
-            )
-        if not bool((y >= 0).any()):
-            raise ValueError(
-                "all tgt_labels are -1: the target modality has no cluster, so "
-                "there is nothing to associate"
-            )
-        result = self.associate_tensors(ds, ss, dt, st, y)
+        p = prepare_inputs(deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels)
+        self._check_shapes(p.deep_src, p.shallow_src, p.deep_tgt, p.shallow_tgt)
+        result = self._associate(p.deep_src, p.shallow_src, p.deep_tgt, p.shallow_tgt, p.tgt_labels)
+        kind = p.kind
         return CRAResult(
             kind.to_caller(result.labels),
             kind.to_caller(result.ranking_labels),
@@ -208,26 +220,7 @@ class CollaborativeRankingAssociation:
         )
 
     def _check_shapes(self, ds, ss, dt, st) -> None:
-        if ds.shape[0] != ss.shape[0]:
-            raise ValueError(
-                f"deep_src has {ds.shape[0]} samples but shallow_src has "
-                f"{ss.shape[0]}; they must describe the same samples"
-            )
-        if dt.shape[0] != st.shape[0]:
-            raise ValueError(
-                f"deep_tgt has {dt.shape[0]} samples but shallow_tgt has "
-                f"{st.shape[0]}; they must describe the same samples"
-            )
-        if ds.shape[1] != dt.shape[1]:
-            raise ValueError(
-                f"deep_src has width {ds.shape[1]} but deep_tgt has width "
-                f"{dt.shape[1]}; deep features of both modalities must match"
-            )
-        if ss.shape[1] != st.shape[1]:
-            raise ValueError(
-                f"shallow_src has width {ss.shape[1]} but shallow_tgt has width "
-                f"{st.shape[1]}; shallow features of both modalities must match"
-            )
+        check_feature_shapes(ds, ss, dt, st)
         if self.topk > dt.shape[0]:
             raise ValueError(f"topk={self.topk} is larger than the {dt.shape[0]} target samples")
         if self.smooth_k > ds.shape[0]:
@@ -242,6 +235,7 @@ class CollaborativeRankingAssociation:
         deep_tgt: torch.Tensor,
         shallow_tgt: torch.Tensor,
         tgt_labels: torch.Tensor,
+        src_labels: Optional[torch.Tensor] = None,
     ) -> CRAResult:
         """Tensor-level :meth:`associate` for inputs the caller has already prepared.
 
@@ -249,7 +243,7 @@ class CollaborativeRankingAssociation:
         int64 ``[N_tgt]`` label tensor on that device with values ``>= -1`` and at least one
         cluster. Only the shapes are checked (no host synchronisation, no copies); the
         label checks and conversions of :meth:`associate` are skipped, so a pipeline that
-        validated its features once pays nothing twice.
+        validated its features once pays nothing twice. ``src_labels`` is ignored.
 
         Returns
         -------
@@ -268,7 +262,7 @@ class CollaborativeRankingAssociation:
         """Tensor-level association on validated float32 tensors of one device."""
         timer = StageTimer(device=ds.device)
         normalize = torch.nn.functional.normalize
-        ds, ss, dt, st = (normalize(t, dim=1) for t in (ds, ss, dt, st))
+        ds, ss, dt, st = (normalize(t.float(), dim=1) for t in (ds, ss, dt, st))
         search = functools.partial(knn_tensors, backend=self.backend, candidates=self.candidates)
         with timer.stage("search"):
             _, deep_nn = search(ds, dt, self.topk)

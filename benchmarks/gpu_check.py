@@ -1,0 +1,625 @@
+"""One-command GPU check (``make gpu-check``): every CUDA path of the toolkit, timed, in one run.
+
+Steps, in this order; each is guarded (a failure is recorded with its traceback and the
+next step runs), and the exit status is 1 if any step failed:
+
+1. ``cuda_tests``: the CUDA test subset, ``pytest -m cuda`` with ``TEST_DEVICE=<device>``;
+2. ``association``: Jaccard + DBSCAN of both modalities at SYSU-MM01 size (RGB 22,258 + IR
+   11,909, 1536-d) and the whole stage-2 ``PseudoLabeler`` step (768 + 768-d), with the
+   torch and the faiss backends, against the kNN floor (the exact float32 kNN searches
+   alone, ``sdcl_toolkit.knn_search.knn_tensors``) on the same features in the same run;
+   target: stage-2 step < 1 s on a GPU;
+3. ``million``: Jaccard + DBSCAN of 1,000,000 samples (target < 60 s; peak GPU memory);
+4. ``vit_step``: the official training step, ``vit_base`` 288x144 with 256 RGB views + 128 IR
+   (``SDCLRecipe.sysu()``), bf16 autocast: s/step and peak memory; then feature extraction
+   (eval forward, bf16 autocast) in images/s;
+5. ``data_pipeline``: views/s of the training data pipeline with the official augmentations
+   (``benchmarks/data_pipeline_speed.py``: per-sample worker path, batched path on the
+   device);
+6. ``sharded_association``: the kNN sharded over the ranks of a process group, when the
+   toolkit has it (a ``group`` argument of ``jaccard_distance_tensors``) and more than one
+   GPU is present; otherwise recorded as skipped with the reason.
+
+Writes ``docs/results/gpu_check.json`` (``--out``) and a Markdown table beside it (same
+name, ``.md``). ``--quick`` shrinks every size (tiny ViT, 1,000-sample association) so the
+whole check runs on a CPU in a few minutes: ``make gpu-check DEVICE=cpu QUICK=1``, which
+the test suite runs (``tests/test_gpu_check.py``).
+
+    python benchmarks/gpu_check.py                         # CUDA, full sizes (<= 8 min)
+    python benchmarks/gpu_check.py --device cpu --quick    # the same steps, small, on CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import inspect
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+from _measure import environment, fmt, measure, write_json  # noqa: E402
+
+from sdcl_toolkit.recipe import SDCLRecipe  # noqa: E402
+
+TARGET_STAGE2_SECONDS = 1.0
+TARGET_MILLION_SECONDS = 60.0
+
+
+class Check:
+    """Runs the steps, each guarded, and collects ``{name: record}``."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.steps: dict[str, dict[str, Any]] = {}
+
+    def step(self, name: str, fn: Callable[[], dict[str, Any]]) -> None:
+        print(f"\n== {name}", flush=True)
+        start = time.perf_counter()
+        record: dict[str, Any]
+        try:
+            result = fn()
+            if "skipped" in result:
+                record = {"status": "skipped", "reason": result["skipped"]}
+            else:
+                record = {"status": "failed" if result.get("failed") else "ok", "result": result}
+        except Exception as error:  # guarded: record and go on with the next step
+            record = {
+                "status": "failed",
+                "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc(),
+            }
+            print(record["traceback"], flush=True)
+        record["seconds"] = time.perf_counter() - start
+        self.steps[name] = record
+        print(f"-- {name}: {record['status']} ({record['seconds']:.1f} s)", flush=True)
+        self.release()
+
+    def release(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+# ----------------------------------------------------------------------------- 1. CUDA tests
+
+
+def cuda_tests(args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
+    command += args.pytest_args.split() if args.pytest_args else []
+    env = {**os.environ, "TEST_DEVICE": str(args.device)}
+    done = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=args.tests_timeout
+    )
+    tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+    print("\n".join(tail))
+    counts = {
+        word: int(number)
+        for number, word in re.findall(
+            r"(\d+) (passed|failed|skipped|errors?|deselected)", tail[-1] if tail else ""
+        )
+    }
+    return {
+        "command": " ".join(command[1:]),
+        "returncode": done.returncode,
+        "counts": counts,
+        "summary": tail[-1] if tail else "",
+        "failed": done.returncode != 0,
+    }
+
+
+# ----------------------------------------------------------------------------- 2./3. association
+
+
+def _backends(args: argparse.Namespace) -> list[str]:
+    from sdcl_toolkit.knn_search import faiss_available
+
+    names = ["torch"]
+    if not faiss_available():
+        print("  faiss: skipped (faiss not installed)")
+        return names
+    if args.device.type == "cuda":
+        import faiss
+
+        if not hasattr(faiss, "StandardGpuResources"):
+            print("  faiss: skipped (faiss-gpu not installed: the faiss build has no GPU support)")
+            return names
+    return names + ["faiss"]
+
+
+def _jaccard_dbscan(
+    x: torch.Tensor, backend: str, device: torch.device, group: Optional[str] = None
+) -> dict[str, Any]:
+    from sdcl_toolkit import dbscan_pseudo_labels
+    from sdcl_toolkit.reranking import jaccard_distance_tensors
+
+    recipe = SDCLRecipe.sysu()
+    out: dict[str, Any] = {}
+    sharding = {} if group is None else {"group": group}
+    with measure(device, out, "total"):
+        distance = jaccard_distance_tensors(x, recipe.k1, recipe.k2, backend=backend, **sharding)
+        with measure(device, out, "dbscan"):
+            labels = dbscan_pseudo_labels(distance.to_scipy(), recipe.eps, recipe.min_samples)
+    return {
+        "seconds": out["total"]["seconds"],
+        "dbscan_seconds": out["dbscan"]["seconds"],
+        "peak_mb": out["total"]["peak_mb"],
+        "clusters": int(labels.max()) + 1,
+        "labels_sha": hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest(),
+    }
+
+
+def _floor(x: torch.Tensor, k: int, device: torch.device, candidates: str = "float32") -> float:
+    """Seconds of the exact kNN search alone (``knn_tensors``, torch backend)."""
+    from sdcl_toolkit.knn_search import knn_tensors
+
+    out: dict[str, Any] = {}
+    with measure(device, out, "knn"):
+        knn_tensors(x, x, k, candidates=candidates, backend="torch")
+    return out["knn"]["seconds"]
+
+
+def association(args: argparse.Namespace) -> dict[str, Any]:
+    import association_speed as speed
+
+    from sdcl_toolkit import PseudoLabeler
+    from sdcl_toolkit.data.clustered_features import make_two_modality_features
+
+    device, recipe = args.device, SDCLRecipe.sysu()
+    sizes = {"rgb": args.sysu_rgb, "ir": args.sysu_ir}
+    out: dict[str, Any] = {"sizes": sizes, "backends": {}}
+    features = {
+        m: speed.clustered(n, 1536, seed=1 if m == "rgb" else 2, device=device)
+        for m, n in sizes.items()
+    }
+    out["floor_seconds"] = sum(_floor(x, recipe.k1, device) for x in features.values())
+    backends = _backends(args)
+    for backend in backends:
+        runs = {m: _jaccard_dbscan(x, backend, device) for m, x in features.items()}
+        total = sum(r["seconds"] for r in runs.values())
+        out["backends"][backend] = {
+            "jaccard_dbscan": runs,
+            "jaccard_dbscan_seconds": total,
+            "over_floor": total / out["floor_seconds"],
+        }
+        print(f"  {backend}: Jaccard + DBSCAN of both modalities {total:.2f} s")
+    del features
+    # stage 2: the whole pseudo-labelling step (both Jaccards and DBSCANs, CRA, centroids)
+    ids = max(4, round(speed.SYSU_IDS * args.sysu_rgb / speed.SYSU_RGB))
+    f = make_two_modality_features(
+        ids, -(-args.sysu_rgb // ids), -(-args.sysu_ir // ids), dim=768, seed=5, num_cameras=4
+    )
+    parts = [
+        t[: args.sysu_rgb if i < 2 else args.sysu_ir].to(device)
+        for i, t in enumerate((f.deep_rgb, f.shallow_rgb, f.deep_ir, f.shallow_ir))
+    ]
+    del f
+    norm = torch.nn.functional.normalize
+    joint = {
+        "rgb": norm(torch.cat([norm(parts[0], dim=1), norm(parts[1], dim=1)], 1), dim=1),
+        "ir": norm(torch.cat([norm(parts[2], dim=1), norm(parts[3], dim=1)], 1), dim=1),
+    }
+    stage2_floor = _floor(joint["rgb"], recipe.stage2_rgb_k1, device) + _floor(
+        joint["ir"], recipe.k1, device
+    )
+    del joint
+    out["stage2_floor_seconds"] = stage2_floor
+    for backend in backends:
+        labeler = PseudoLabeler.for_dataset("sysu", backend=backend)
+        labeler(*parts, stage=2)  # warm-up: CUDA context, kernels, allocator
+        timed: dict[str, Any] = {}
+        with measure(device, timed, "stage2"):
+            result = labeler(*parts, stage=2)
+        seconds = timed["stage2"]["seconds"]
+        out["backends"][backend]["stage2"] = {
+            "seconds": seconds,
+            "peak_mb": timed["stage2"]["peak_mb"],
+            "over_floor": seconds / stage2_floor,
+            "steps": result.seconds,
+            "summary": result.summary(),
+            "target_met": seconds < TARGET_STAGE2_SECONDS,
+        }
+        print(f"  {backend}: stage-2 step {seconds:.2f} s (floor {stage2_floor:.2f} s)")
+    if "faiss" not in backends:
+        out["faiss"] = "skipped: faiss-gpu not installed"
+    return out
+
+
+def million(args: argparse.Namespace) -> dict[str, Any]:
+    """Jaccard + DBSCAN of ``--million`` samples; features drawn on the device directly."""
+    device, n = args.device, args.million
+    generator = torch.Generator(device=device).manual_seed(0)
+    identities = max(2, n // 56)  # SYSU-MM01 has ~56 images per identity
+    centres = torch.randn(identities, args.million_dim, generator=generator, device=device)
+    ids = torch.randint(0, identities, (n,), generator=generator, device=device)
+    noise = torch.randn(n, args.million_dim, generator=generator, device=device)
+    x = torch.nn.functional.normalize(centres[ids] + 0.9 * noise, dim=1)
+    del noise, centres, ids
+    # at 1M the float32 score matrix alone is ~3e15 flop (~50 s of a GPU's fp32 units), so
+    # the floor here uses the toolkit's own candidate precision ("auto": verified bfloat16
+    # candidates on CUDA), still an exact search
+    floor = _floor(x, SDCLRecipe.sysu().k1, device, candidates="auto")
+    run = _jaccard_dbscan(x, "torch", device)
+    run.update(
+        n=n,
+        dim=args.million_dim,
+        floor_seconds=floor,
+        floor_candidates="auto",
+        over_floor=run["seconds"] / floor,
+        target_met=run["seconds"] < TARGET_MILLION_SECONDS,
+    )
+    print(
+        f"  N={n}: {run['seconds']:.1f} s (floor {floor:.1f} s), peak {fmt(run['peak_mb'], 0)} MB"
+    )
+    return run
+
+
+# ----------------------------------------------------------------------------- 4. ViT step
+
+
+def vit_step(args: argparse.Namespace) -> dict[str, Any]:
+    import backbone_speed
+
+    from sdcl_toolkit.models import ShallowDeepViT, get_config
+
+    device, recipe = args.device, SDCLRecipe.sysu()
+    config = get_config(args.vit_config)
+    if not args.quick:
+        assert tuple(config.img_size) == (recipe.height, recipe.width), config.img_size
+    n_rgb, n_ir = args.vit_rgb, args.vit_ir
+    torch.manual_seed(0)
+    model = ShallowDeepViT(config).to(device).train()
+    generator = torch.Generator().manual_seed(0)
+    rgb = torch.randn(n_rgb, 3, *config.img_size, generator=generator).to(device)
+    ir = torch.randn(n_ir, 3, *config.img_size, generator=generator).to(device)
+    train = backbone_speed.measure(
+        model, rgb, ir, "bfloat16", warmup=args.vit_warmup, iters=args.vit_iters
+    )
+    if "error" in train:
+        return {"train": train, "failed": True}
+    model.eval()
+    images = torch.cat([rgb, ir])
+    del rgb, ir
+
+    def extract() -> None:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            model(images, "rgb")
+
+    extract()
+    timed: dict[str, Any] = {}
+    with measure(device, timed, "extract"):
+        for _ in range(args.vit_iters):
+            extract()
+    per_pass = timed["extract"]["seconds"] / args.vit_iters
+    result = {
+        "config": args.vit_config,
+        "img_size": list(config.img_size),
+        "rgb_views": n_rgb,
+        "ir_views": n_ir,
+        "train": train,
+        "extract_images_per_s": images.shape[0] / per_pass,
+        "extract_peak_mb": timed["extract"]["peak_mb"],
+    }
+    print(
+        f"  train step {train['seconds_per_step_median']:.3f} s/step "
+        f"({n_rgb} RGB + {n_ir} IR), extraction {result['extract_images_per_s']:.0f} img/s"
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- 5. data pipeline
+
+
+def data_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    import data_pipeline_speed as pipeline
+
+    recipe = SDCLRecipe.sysu()
+    size = (recipe.height, recipe.width) if not args.quick else (64, 32)
+    payload = pipeline.measure_all(
+        images=args.pipeline_images,
+        height=size[0],
+        width=size[1],
+        source_height=2 * size[0] * 8 // 9,
+        source_width=2 * size[1] * 8 // 9,
+        repeats=2,
+        device=args.device,
+        torchvision_python=None,
+    )
+    pipeline.print_rows(payload)
+    return payload
+
+
+# ----------------------------------------------------------------------------- 6. sharded kNN
+
+
+def sharded_association(args: argparse.Namespace) -> dict[str, Any]:
+    """Jaccard + DBSCAN with the kNN sharded over ``W`` processes (one per GPU, NCCL; or
+    ``--shard-world W`` gloo processes on the CPU) vs the same in one process: time, peak
+    memory, and whether the labels are identical."""
+    from sdcl_toolkit.reranking import jaccard_distance_tensors
+
+    if "group" not in inspect.signature(jaccard_distance_tensors).parameters:
+        return {"skipped": "the toolkit has no sharded kNN (no group argument)"}
+    if args.device.type == "cuda":
+        world = torch.cuda.device_count()
+        if world < 2:
+            return {"skipped": "needs more than one GPU"}
+    else:
+        world = args.shard_world
+        if world < 2:
+            return {"skipped": "CPU run: pass --shard-world 2 (gloo processes) to include it"}
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = [Path(folder) / f"rank{rank}.json" for rank in range(world)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--shard-worker",
+                    str(rank),
+                    str(world),
+                    str(port),
+                    str(args.device.type),
+                    str(args.shard_n),
+                    str(outputs[rank]),
+                ],
+                cwd=REPO,
+            )
+            for rank in range(world)
+        ]
+        codes = [p.wait(timeout=args.tests_timeout) for p in procs]
+        if any(codes):
+            return {"failed": True, "returncodes": codes}
+        ranks = [json.loads(o.read_text()) for o in outputs]
+    single = _jaccard_dbscan(_shard_features(args.shard_n, args.device), "torch", args.device)
+    sharded = ranks[0]
+    result = {
+        "world": world,
+        "n": args.shard_n,
+        "single_seconds": single["seconds"],
+        "single_peak_mb": single["peak_mb"],
+        "sharded_seconds": max(r["seconds"] for r in ranks),
+        "sharded_peak_mb": max((r["peak_mb"] or 0) for r in ranks),
+        "labels_identical": all(r["labels_sha"] == ranks[0]["labels_sha"] for r in ranks)
+        and sharded["labels_sha"] == single["labels_sha"],
+    }
+    result["speedup"] = result["single_seconds"] / result["sharded_seconds"]
+    result["failed"] = not result["labels_identical"]
+    print(
+        f"  {world} ranks: {result['sharded_seconds']:.2f} s vs one process "
+        f"{result['single_seconds']:.2f} s; labels identical: {result['labels_identical']}"
+    )
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _shard_features(n: int, device: torch.device) -> torch.Tensor:
+    import association_speed as speed
+
+    return speed.clustered(n, 1536, seed=11, device=device)
+
+
+def shard_worker(rank: int, world: int, port: int, kind: str, n: int, out: str) -> None:
+    """One rank of :func:`sharded_association` (run as ``gpu_check.py --shard-worker ...``)."""
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if kind == "cuda":
+        torch.cuda.set_device(rank)
+        device = torch.device("cuda", rank)
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if kind == "cuda" else "gloo", rank=rank, world_size=world)
+    try:
+        x = _shard_features(n, device)
+        _jaccard_dbscan(x, "torch", device, group="world")  # warm-up
+        dist.barrier()
+        run = _jaccard_dbscan(x, "torch", device, group="world")
+        Path(out).write_text(json.dumps(run))
+    finally:
+        dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    env = payload["environment"]
+    lines = [
+        f"# GPU check on {env.get('gpu', env['device'])}",
+        "",
+        f"`{payload['command']}`: torch {env['torch']}, device {env['device']}, "
+        f"quick={payload['quick']}, {payload['seconds']:.0f} s in all.",
+        "",
+        "| step | status | seconds | figures |",
+        "|---|---|---|---|",
+    ]
+    for name, record in payload["steps"].items():
+        lines.append(
+            f"| {name} | {record['status']} | {record['seconds']:.1f} | {_figures(name, record)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _figures(name: str, record: dict[str, Any]) -> str:
+    if record["status"] == "skipped":
+        return record["reason"]
+    if "error" in record:
+        return record["error"].replace("|", "/")[:200]
+    r = record["result"]
+    if name == "cuda_tests":
+        return r["summary"]
+    if name == "association":
+        cells = [f"kNN floor {r['floor_seconds']:.2f} s"]
+        for backend, b in r["backends"].items():
+            cells.append(
+                f"{backend}: Jaccard+DBSCAN {b['jaccard_dbscan_seconds']:.2f} s "
+                f"({b['over_floor']:.1f}x floor)"
+            )
+            if "stage2" in b:
+                cells.append(
+                    f"{backend}: stage-2 step {b['stage2']['seconds']:.2f} s "
+                    f"(target < {TARGET_STAGE2_SECONDS:.0f} s: "
+                    f"{'met' if b['stage2']['target_met'] else 'not met'})"
+                )
+        if "faiss" in r:
+            cells.append(r["faiss"])
+        return "; ".join(cells)
+    if name == "million":
+        return (
+            f"N={r['n']}: {r['seconds']:.1f} s (floor {r['floor_seconds']:.1f} s), "
+            f"peak {fmt(r['peak_mb'], 0)} MB (target < {TARGET_MILLION_SECONDS:.0f} s: "
+            f"{'met' if r['target_met'] else 'not met'})"
+        )
+    if name == "vit_step":
+        t = r["train"]
+        peak = t.get("peak_memory_gib")
+        return (
+            f"{r['config']} {r['rgb_views']}+{r['ir_views']} bf16: "
+            f"{t['seconds_per_step_median']:.3f} s/step"
+            + (f", peak {peak:.1f} GiB" if peak is not None else "")
+            + f"; extraction {r['extract_images_per_s']:.0f} img/s"
+        )
+    if name == "sharded_association":
+        return (
+            f"N={r['n']} over {r['world']} ranks: {r['sharded_seconds']:.2f} s vs "
+            f"{r['single_seconds']:.2f} s in one process ({r['speedup']:.1f}x); labels identical: "
+            f"{r['labels_identical']}"
+        )
+    if name == "data_pipeline":
+        res = r["results"]
+        cells = [
+            f"per-sample {res['per_sample']['views_per_s']:.0f} views/s/core",
+            f"batched CPU {res['batched_cpu']['views_per_s']:.0f} views/s/core",
+        ]
+        for key, row in res.items():
+            if key.startswith("batched_") and key != "batched_cpu":
+                cells.append(
+                    f"batched {row['device']} augment {row['augment_views_per_s']:.0f} views/s"
+                )
+        return "; ".join(cells)
+    return ""
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="small sizes (CPU smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (.md beside it)")
+    parser.add_argument("--steps", default="", help="comma list of steps to run (default all)")
+    parser.add_argument(
+        "--pytest-args", default=None, help="extra pytest arguments of the cuda_tests step"
+    )
+    parser.add_argument("--tests-timeout", type=float, default=240.0)
+    parser.add_argument(
+        "--shard-world", type=int, default=1, help="CPU: gloo processes of the sharded step"
+    )
+    args = parser.parse_args(argv)
+    args.device = torch.device(args.device)
+    recipe = SDCLRecipe.sysu()
+    if args.quick:
+        args.sysu_rgb, args.sysu_ir, args.million, args.million_dim = 600, 400, 3000, 64
+        args.vit_config, args.vit_rgb, args.vit_ir = "tiny", 4, 2
+        args.vit_warmup, args.vit_iters, args.pipeline_images = 1, 1, 8
+        args.shard_n = 600
+        if args.pytest_args is None:
+            args.pytest_args = "tests/test_devices.py -k test_knn"
+    else:
+        import association_speed as speed
+
+        args.sysu_rgb, args.sysu_ir, args.million, args.million_dim = (
+            speed.SYSU_RGB,
+            speed.SYSU_IR,
+            1_000_000,
+            1536,
+        )
+        args.vit_config, args.vit_rgb, args.vit_ir = (
+            recipe.model,
+            2 * recipe.batch_rgb,
+            recipe.batch_ir,
+        )
+        args.vit_warmup, args.vit_iters, args.pipeline_images = 2, 5, 128
+        args.shard_n = 200_000
+    if args.out is None:
+        suffix = "" if args.device.type == "cuda" and not args.quick else f"_{args.device.type}"
+        suffix += "_quick" if args.quick else ""
+        args.out = REPO / "docs" / "results" / f"gpu_check{suffix}.json"
+    return args
+
+
+STEPS = {
+    "cuda_tests": cuda_tests,
+    "association": association,
+    "million": million,
+    "vit_step": vit_step,
+    "data_pipeline": data_pipeline,
+    "sharded_association": sharded_association,
+}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: --device cuda but CUDA is not available (use --device cpu --quick)")
+        return 2
+    selected = [s.strip() for s in args.steps.split(",") if s.strip()] or list(STEPS)
+    unknown = sorted(set(selected) - set(STEPS))
+    if unknown:
+        print(f"gpu_check: unknown step(s) {unknown}; choose from {list(STEPS)}")
+        return 2
+    check = Check(args.device)
+    start = time.perf_counter()
+    for name in selected:
+        check.step(name, lambda fn=STEPS[name]: fn(args))
+    payload = {
+        "command": "python benchmarks/gpu_check.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": environment(args.device),
+        "quick": args.quick,
+        "seconds": time.perf_counter() - start,
+        "steps": check.steps,
+        "failed": [n for n, r in check.steps.items() if r["status"] == "failed"],
+    }
+    path = write_json("gpu_check", payload, args.out)
+    table = markdown(payload)
+    path.with_suffix(".md").write_text(table)
+    print("\n" + table)
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+    return 1 if payload["failed"] else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 8 and sys.argv[1] == "--shard-worker":
+        rank, world, port, kind, n, out = sys.argv[2:]
+        shard_worker(int(rank), int(world), int(port), kind, int(n), out)
+    else:
+        raise SystemExit(main())
