@@ -7,15 +7,31 @@ to 0 once ``|x|`` drops below about 1e-19, so such rows silently come out as zer
 largest absolute entry (a constant for autograd, so gradients are those of ``x / ||x||``),
 then normalises: every non-zero finite row comes out with norm 1, and all-zero rows stay
 zero, as with ``F.normalize``.
+
+When every row's largest entry lies in ``[1e-15, 1e15]`` (all real features) and the dtype
+is float32/float64, the result IS ``F.normalize(x, dim)``, bit for bit, values and gradients:
+the official SDCL code normalises with ``F.normalize``, and a second division would round
+differently (1 ulp), which a long training run amplifies into different results.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["l2_normalize", "l2_normalize_float32"]
+__all__ = ["l2_normalize", "l2_normalize_float32", "needs_rescaling"]
 
 _NORM_EPS = 1e-12
+# row scales (largest |entry|) for which F.normalize is exact in float32: squares of up to
+# 1e15 summed over any realistic width stay far below 3.4e38, squares of 1e-15 stay normal.
+_SAFE_SCALE = (1e-15, 1e15)
+
+
+def needs_rescaling(scale: torch.Tensor) -> bool:
+    """Whether some non-zero row scale lies outside the range where F.normalize is exact."""
+    low, high = _SAFE_SCALE
+    outside = (scale != 0) & ((scale < low) | (scale > high))
+    return bool(outside.any())
 
 
 def l2_normalize(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -24,7 +40,11 @@ def l2_normalize(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     Equation: ``s = max_j |x_j|`` (treated as a constant), ``y = x / s``,
     ``out = y / max(||y||, 1e-12)``; ``s = 1`` for all-zero rows. Output dtype = input dtype.
     """
+    if x.numel() == 0:
+        return F.normalize(x, dim=dim, eps=_NORM_EPS)
     scale = x.detach().abs().amax(dim=dim, keepdim=True)
+    if x.dtype in (torch.float32, torch.float64) and not needs_rescaling(scale):
+        return F.normalize(x, dim=dim, eps=_NORM_EPS)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     scaled = x / scale
     return scaled / torch.linalg.vector_norm(scaled, dim=dim, keepdim=True).clamp_min(_NORM_EPS)

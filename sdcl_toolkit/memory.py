@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arrays import ArrayLike, array_kind, as_features, as_index, as_labels
-from ._normalize import l2_normalize, l2_normalize_float32
+from ._normalize import l2_normalize, l2_normalize_float32, needs_rescaling
 from ._validation import check_choice, check_int, check_real
 from .clustering import cluster_centroids
 from .distributed import all_gather_cat
@@ -216,12 +216,16 @@ def _zeros_bank(rows: int, cols: int, rows_name: str) -> torch.Tensor:
 def _normalize_rows_(rows: torch.Tensor) -> torch.Tensor:
     """Divide each row (last dim) by its L2 norm in place, exact for any finite scale.
 
-    Rows are first divided by their largest absolute entry (so the squares neither overflow
-    above ~1e19 nor underflow below ~1e-19 in float32), then by their norm (clamped at 1e-12:
-    all-zero rows stay zero). Same rule as :func:`sdcl_toolkit._normalize.l2_normalize`.
+    Rows whose largest absolute entry lies outside ``[1e-15, 1e15]`` are first divided by it
+    (so the squares neither overflow above ~1e19 nor underflow below ~1e-19 in float32); all
+    rows are then divided by their norm (clamped at 1e-12: all-zero rows stay zero). For
+    ordinary features this is exactly the official ``x /= x.norm()``, bit for bit. Same rule
+    as :func:`sdcl_toolkit._normalize.l2_normalize`.
     """
-    scale = rows.abs().amax(dim=-1, keepdim=True)
-    rows.div_(torch.where(scale > 0, scale, torch.ones_like(scale)))
+    if rows.numel():
+        scale = rows.abs().amax(dim=-1, keepdim=True)
+        if needs_rescaling(scale):
+            rows.div_(torch.where(scale > 0, scale, torch.ones_like(scale)))
     return rows.div_(torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min_(_NORM_EPS))
 
 

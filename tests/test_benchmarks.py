@@ -84,3 +84,31 @@ def test_memory_step_speed_docstring_states_the_default_repeats():
     doc = " ".join(bench.__doc__.split())
     assert f"(default {default})" in doc
     assert re.findall(r"--repeats (\d+)", doc) == []  # no other figure to drift from
+
+
+def _fake_run(directory, association, bidirectional, rank1, accuracies):
+    directory.mkdir()
+    (directory / "config.json").write_text(
+        json.dumps({"association": association, "bidirectional": bidirectional})
+    )
+    final = {"all": {"mean": {"rank1": rank1, "mAP": rank1 + 0.1}}}
+    (directory / "results.json").write_text(json.dumps({"final": final}))
+    records = [{"event": "epoch", "epoch": 0, "stage": 1, "label_quality": {}}]
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        quality = {"association": {"accuracy": accuracy, "coverage": 0.5}}
+        records.append({"event": "epoch", "epoch": epoch, "stage": 2, "label_quality": quality})
+    (directory / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+
+
+def test_association_demo_table_reads_finished_runs(tmp_path, capsys):
+    bench = load("association_demo_table")
+    _fake_run(tmp_path / "a", "cra", False, 0.2, [0.1, 0.3])
+    _fake_run(tmp_path / "b", "ot", True, 0.25, [0.5, 0.75])
+    bench.main([str(tmp_path / "a"), str(tmp_path / "b")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| association | R1 | mAP | acc (cov) ep 1 | acc (cov) ep 2 |"
+    assert lines[2] == "| cra | 20.00 | 30.00 | 10.0 (50) | 30.0 (50) |"
+    assert lines[3] == "| ot + bidirectional | 25.00 | 35.00 | 50.0 (50) | 75.0 (50) |"
+    (tmp_path / "c").mkdir()
+    with pytest.raises(SystemExit):
+        bench.main([str(tmp_path / "c")])

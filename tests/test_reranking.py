@@ -509,4 +509,8 @@ def test_fuzz_rerank(num_q, num_g, d, k1, k2, lam, dtype, poison, scale, identic
         assert _clear(error, names), str(error)
         return
     assert out.shape == (num_q, num_g) and out.dtype == np.float32
-    assert np.isfinite(out).all() and (out >= 0).all() and (out <= 1 + 1e-6).all()
+    # The Jaccard part is 1 - m / (2 - m) (official re_ranking), with m the sum of the
+    # element-wise minima of two float32 softmax rows: m <= 1 in exact arithmetic, but
+    # rounding can put it one or two ulps above 1 (found: -2.4e-7 with lambda 0). Both
+    # bounds therefore allow the same float32 rounding slack.
+    assert np.isfinite(out).all() and (out >= -1e-6).all() and (out <= 1 + 1e-6).all()

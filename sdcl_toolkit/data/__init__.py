@@ -1,7 +1,10 @@
-"""Data: dataset readers (SYSU-MM01, RegDB), image decoding, torch transforms, PK sampling,
-loaders, and generated datasets (images for tests and the demo, features for benchmarks)."""
+"""Data: dataset readers (SYSU-MM01, RegDB, LLCM), image decoding, torch transforms (per
+sample and batched on the device), PK sampling, loaders, and generated
+datasets (images for tests and the demo, features for benchmarks)."""
 
+from .batch_augment import BatchAugment, SDCLBatchAugment
 from .images import ImageDecodeError, load_image
+from .llcm import LLCM
 from .loaders import (
     ReIDImageDataset,
     SDCLBatch,
@@ -35,6 +38,7 @@ __all__ = [
     "IR",
     "SYSUMM01",
     "RegDB",
+    "LLCM",
     "DatasetLayoutError",
     "load_image",
     "ImageDecodeError",
@@ -52,6 +56,8 @@ __all__ = [
     "make_sdcl_train_loaders",
     "join_sdcl_batches",
     "SDCLBatch",
+    "BatchAugment",
+    "SDCLBatchAugment",
     "write_synthetic_sysu",
     "write_synthetic_regdb",
     "ensure_synthetic_sysu",

@@ -184,6 +184,10 @@ class TrainConfig:
     threads: Optional[int] = None
     """torch CPU threads (``torch.set_num_threads``); ``None`` keeps torch's default."""
     amp: bool = False
+    device_augmentation: bool = False
+    """Augment each training batch on the training device
+    (:class:`~sdcl_toolkit.data.batch_augment.SDCLBatchAugment`); workers only decode and
+    resize."""
     compile: bool = False
     gradient_checkpointing: bool = False
     resume: bool = False

@@ -104,6 +104,8 @@ FLAG_HELP: dict[str, str] = {
     "workers": "data-loader worker processes (none: chosen from the CPU count)",
     "threads": "torch CPU threads (none: torch's default)",
     "amp": "bfloat16 autocast for forward passes",
+    "device_augmentation": "augment each training batch on the training device (workers only "
+    "decode and resize; random parameters from a per-epoch generator)",
     "compile": "wrap the training forward in torch.compile",
     "gradient_checkpointing": "recompute activations in backward to save memory",
     "resume": "continue the run in --output-dir with its recorded settings",

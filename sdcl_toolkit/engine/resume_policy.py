@@ -44,6 +44,7 @@ CHANGEABLE = frozenset(
         "workers",
         "threads",
         "amp",
+        "device_augmentation",
         "compile",
         "gradient_checkpointing",
         "tensorboard",

@@ -4,8 +4,9 @@ One epoch:
 
 1. extract the deep and shallow features of every training image of both modalities
    (eval mode; sharded across ranks and gathered);
-2. pseudo-label them with :class:`~sdcl_toolkit.PseudoLabeler` (computed once on rank 0
-   and broadcast);
+2. pseudo-label them with :class:`~sdcl_toolkit.PseudoLabeler` (every rank takes part: the
+   Jaccard kNN searches are sharded over the ranks and gathered, the rest runs on every rank
+   identically; see :meth:`SDCLTrainer.pseudo_label`);
 3. build the epoch's :class:`~sdcl_toolkit.SDCLObjective` (memories, losses, schedule, all
    from the run's :class:`~sdcl_toolkit.SDCLRecipe`);
 4. train ``recipe.iterations(epoch)`` steps on the official PK batches: forward, the
@@ -13,10 +14,12 @@ One epoch:
 5. step the learning rate, write an atomic checkpoint, evaluate when due.
 
 Failure behaviour (see ``docs/training.md``): the output folder is locked for the run's
-lifetime and a fresh run never replaces another run's checkpoint; the evaluation split is
-checked before the first epoch; diverging features, collapsed clustering and losses that
-are identically zero are reported with what to change; a collective that fails because
-another process died raises :class:`DistributedRunError` within ``--dist-timeout``.
+lifetime and a fresh run never replaces another run's checkpoint; a dataset tree given
+with ``--data-dir`` is checked (:func:`~sdcl_toolkit.data.dataset_check.quick_check`: layout,
+both modalities in every split) and the evaluation split decoded before the first epoch;
+diverging features, collapsed clustering and losses that are identically zero are reported
+with what to change; a collective that fails because another process died raises
+:class:`DistributedRunError` within ``--dist-timeout``.
 
 The trainer owns no loss arithmetic and no memory-update order: both live in the objective.
 Model, optimiser and scheduler may be injected (torchreid's ``Engine`` shape); by default
@@ -43,6 +46,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..data.batch_augment import SDCLBatchAugment
+from ..data.dataset_check import quick_check
 from ..data.loaders import join_sdcl_batches, make_sdcl_train_loaders
 from ..data.transforms import test_transform
 from ..distributed import (
@@ -218,8 +223,17 @@ class SDCLTrainer:
         self.height, self.width = cast("tuple[int, int]", self.model.img_size)
         self.test_tf = test_transform(self.height, self.width)
         self.labeler = PseudoLabeler.from_recipe(
-            self.recipe, association=config.association, bidirectional=config.bidirectional
+            self.recipe,
+            association=config.association,
+            bidirectional=config.bidirectional,
+            group="world" if self.world > 1 else None,
         )
+        self.batch_augment: Optional[SDCLBatchAugment] = (
+            SDCLBatchAugment(self.height, self.width, **self.recipe.augmentation())
+            if config.device_augmentation
+            else None
+        )
+        self.augment_generator: Optional[torch.Generator] = None  # per epoch, see train_epoch
         self.start_epoch = 0
         self.history: dict[str, Any] = {}
         self.last_objective: Optional[SDCLObjective] = None  # the objective of the last epoch
@@ -229,6 +243,8 @@ class SDCLTrainer:
 
     def _open_dataset(self):
         config = self.config
+        if config.data_dir is not None:
+            self._check_dataset_tree(config.data_dir)
         if config.dataset == "regdb":
             from ..data.regdb import RegDB
 
@@ -254,6 +270,22 @@ class SDCLTrainer:
             root = broadcast_object(root)
             self.data_source = f"GENERATED miniature SYSU-MM01 (demo data) at {root}"
         return SYSUMM01(root)
+
+    def _check_dataset_tree(self, root: str) -> None:
+        """The cheap dataset check of :func:`~sdcl_toolkit.data.dataset_check.quick_check`
+        (layout, split files, listed images exist, every split holds both modalities; no
+        decoding) on rank 0; its :class:`~sdcl_toolkit.data.DatasetLayoutError`, listing every
+        problem, is raised on every rank. Generated (demo) trees are written by the toolkit
+        and not checked."""
+        problem = None
+        if self.rank == 0:
+            try:
+                quick_check(root, self.config.dataset)
+            except (OSError, ValueError) as error:  # DatasetLayoutError is both
+                problem = error
+        problem = broadcast_object(problem)
+        if problem is not None:
+            raise problem
 
     def _check_evaluation_split(self) -> None:
         """Empty query/gallery sets and unreadable test images fail now, not after the
@@ -439,13 +471,38 @@ class SDCLTrainer:
         return stats
 
     def pseudo_label(self, features, stage: int) -> PseudoLabels:
-        """Pseudo-labels of the epoch, computed on rank 0 and broadcast to all ranks."""
-        result = None
-        if self.rank == 0:
-            result = self.labeler(
+        """Pseudo-labels of the epoch, computed on every rank from the same gathered features.
+
+        With several processes the labeler shards its Jaccard kNN searches over the ranks
+        (``group="world"``, :mod:`sdcl_toolkit.knn_sharded`; identical to one process) on
+        the training device (NCCL exchanges CUDA tensors); DBSCAN (scipy), the association
+        and the centroids then run on every rank. A single process labels the features
+        where :meth:`extract_training_features` left them (the CPU), as before. On the CPU
+        they are deterministic, so every rank gets the same labels without a broadcast. On
+        CUDA the float ``index_add_`` of the Jaccard accumulation and of the centroids uses
+        atomic additions whose order may differ between processes, so the ranks compare a
+        digest of their labels and centroids (:func:`_labels_digest`) and, if any differs,
+        all take rank 0's result (logged as a warning): the memories stay identical on all
+        ranks either way.
+        """
+        if self.world == 1:
+            return self.labeler(
                 features[RGB][0], features[RGB][1], features[IR][0], features[IR][1], stage=stage
             )
-        return broadcast_object(result)
+        on_device = {m: tuple(f.to(self.device) for f in features[m]) for m in MODALITIES}
+        result = self.labeler(
+            on_device[RGB][0], on_device[RGB][1], on_device[IR][0], on_device[IR][1], stage=stage
+        )
+        digests: list[Any] = [None] * self.world
+        dist.all_gather_object(digests, _labels_digest(result))
+        if all(d == digests[0] for d in digests):
+            return result
+        self.log.warning(
+            f"the pseudo-labels of the ranks differ in the last bits (non-deterministic CUDA "
+            f"additions on {self.device.type}); every rank uses rank 0's"
+        )
+        shared = broadcast_object(_map_tensors(result, lambda t: t.cpu()))
+        return cast(PseudoLabels, _map_tensors(shared, lambda t: t.to(self.device)))
 
     def train_loaders(self, labels: PseudoLabels, epoch: int):
         """The epoch's RGB and IR loaders over the samples the pseudo-labels keep."""
@@ -466,11 +523,34 @@ class SDCLTrainer:
             num_replicas=self.world,
             rank=self.rank,
             num_workers=config.workers,
+            device_augmentation=config.device_augmentation,
         )
 
+    def augmentation_generator(self, epoch: int) -> torch.Generator:
+        """The random stream of the on-device augmentation in ``epoch`` on this rank.
+
+        A fresh ``torch.Generator`` on the training device seeded with
+        ``(seed * 1_000_003 + epoch) * 1_009 + rank`` (mod 2**63): derived from the run's
+        seed, the epoch and the rank only, so a run resumed at an epoch boundary draws the
+        same augmentations as an uninterrupted one (nothing to checkpoint), and the ranks,
+        which load different samples, draw independent parameters."""
+        seed = ((self.config.seed * 1_000_003 + epoch) * 1_009 + self.rank) % (2**63)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)
+        return generator
+
     def train_step(self, batch_rgb, batch_ir, objective: SDCLObjective) -> dict[str, float]:
-        """One optimisation step; returns the loss, its groups and parts (floats)."""
-        batch = join_sdcl_batches(batch_rgb, batch_ir, self.device)
+        """One optimisation step; returns the loss, its groups and parts (floats).
+
+        With ``config.device_augmentation`` the loaders' uint8 images are augmented here, on
+        the training device (:class:`~sdcl_toolkit.data.batch_augment.SDCLBatchAugment`,
+        parameters from :attr:`augment_generator`, set per epoch by :meth:`train_epoch`)."""
+        if self.batch_augment is not None:
+            batch = self.batch_augment(
+                batch_rgb, batch_ir, self.device, generator=self.augment_generator
+            )
+        else:
+            batch = join_sdcl_batches(batch_rgb, batch_ir, self.device)
         with autocast_context(self.device, self.config.amp):
             deep, shallow = self.train_model(batch.rgb, batch.ir)
         deep, shallow = deep.float(), shallow.float()
@@ -516,6 +596,8 @@ class SDCLTrainer:
 
         start = time.perf_counter()
         self.train_model.train()
+        if self.batch_augment is not None:
+            self.augment_generator = self.augmentation_generator(epoch)
         sums: dict[str, float] = defaultdict(float)
         steps = 0
         batches = progress_bar(
@@ -550,7 +632,12 @@ class SDCLTrainer:
             "seconds": {**timings, "association_steps": summary["seconds"]},
         }
         true_ids = {
-            m: torch.tensor([r.pid for r in self.records[m]], dtype=torch.int64) for m in MODALITIES
+            m: torch.tensor(
+                [r.pid for r in self.records[m]],
+                dtype=torch.int64,
+                device=cast(torch.Tensor, labels.rgb.labels).device,  # where the labels are
+            )
+            for m in MODALITIES
         }
         if self.rank == 0 and all(bool((ids >= 0).all()) for ids in true_ids.values()):
             # diagnostics only (docs/association_methods.md): never used for training
@@ -747,6 +834,45 @@ class SDCLTrainer:
                 json.dumps(self.history, indent=2, default=str)
             )
         return self.history
+
+
+def _labels_digest(labels: PseudoLabels) -> str:
+    """SHA-256 of the labels, own clusters and centroids of ``labels`` (bitwise)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    parts = [labels.rgb.labels, labels.rgb.cluster_labels, labels.ir.labels]
+    parts += [labels.ir.cluster_labels]
+    parts += [labels.deep_centroids[m] for m in MODALITIES]
+    parts += [labels.shallow_centroids[m] for m in MODALITIES]
+    for part in parts:
+        array = part.detach().cpu().numpy() if isinstance(part, torch.Tensor) else part
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _map_tensors(obj: Any, fn: Any) -> Any:
+    """``obj`` with ``fn`` applied to every tensor inside (dataclasses, dicts, lists,
+    tuples, named tuples)."""
+    import dataclasses
+
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {
+            f.name: _map_tensors(getattr(obj, f.name), fn)
+            for f in dataclasses.fields(obj)
+            if f.init
+        }
+        return dataclasses.replace(obj, **changes)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_map_tensors(v, fn) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
 
 
 def resume_command(output_dir: Path) -> str:

@@ -1,10 +1,13 @@
-"""The evaluation split is checked when the run starts, not after the last epoch."""
+"""The dataset tree and the evaluation split are checked when the run starts, not in the
+first epoch or after the last one."""
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import pytest
 
+from sdcl_toolkit.data import DatasetLayoutError
 from sdcl_toolkit.data.synthetic import write_synthetic_sysu
 from sdcl_toolkit.engine import EvaluationSplitError, SDCLTrainer
 
@@ -38,3 +41,26 @@ def test_a_corrupt_test_image_fails_at_start(tiny_config, own_tree):
         EvaluationSplitError, match=f"(?s)1 of .* test images.*{victim.parent.name}/{victim.name}"
     ):
         SDCLTrainer(dataclasses.replace(tiny_config, data_dir=str(own_tree)))
+
+
+def test_training_identities_without_infrared_images_fail_at_start(tiny_config, own_tree):
+    """The reader opens such a tree; the dataset check names the empty modality before
+    anything is trained or written."""
+    train_ids = [int(t) for t in (own_tree / "exp" / "train_id.txt").read_text().split(",")]
+    for pid in train_ids:
+        for cam in (3, 6):
+            shutil.rmtree(own_tree / f"cam{cam}" / f"{pid:04d}", ignore_errors=True)
+    config = dataclasses.replace(tiny_config, data_dir=str(own_tree))
+    with pytest.raises(DatasetLayoutError, match="the train split holds no ir image") as caught:
+        SDCLTrainer(config)
+    assert caught.value.problems == ["the train split holds no ir image"]
+    assert not Path(config.output_dir).exists()
+
+
+def test_a_missing_split_file_and_camera_fail_at_start_with_every_problem(tiny_config, own_tree):
+    (own_tree / "exp" / "test_id.txt").unlink()
+    shutil.rmtree(own_tree / "cam6")
+    with pytest.raises(DatasetLayoutError) as caught:
+        SDCLTrainer(dataclasses.replace(tiny_config, data_dir=str(own_tree)))
+    assert caught.value.problems == ["missing folder cam6/", "missing file exp/test_id.txt"]
+    assert "docs/datasets.md" in str(caught.value)

@@ -143,3 +143,44 @@ def test_sysu_preset_without_pretrained_is_refused(tiny_sysu_root, tmp_path):
 
     with pytest.raises(ValueError, match="--pretrained none"):
         SDCLTrainer(TrainConfig.sysu(data_dir=str(tiny_sysu_root), output_dir=str(tmp_path / "x")))
+
+
+class _CountingAugment:
+    """Wraps the trainer's on-device augmentation and records what it was given."""
+
+    def __init__(self, augment):
+        self.augment, self.calls, self.dtypes = augment, 0, set()
+
+    def __call__(self, batch_rgb, batch_ir, device, generator=None):
+        self.calls += 1
+        self.dtypes |= {batch_rgb[0].dtype, batch_ir[0].dtype}
+        assert generator is not None and generator.device == device
+        return self.augment(batch_rgb, batch_ir, device, generator=generator)
+
+
+@pytest.mark.slow
+def test_device_augmentation_run_resumes_to_the_same_weights(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, device_augmentation=True)
+    full = SDCLTrainer(dataclasses.replace(config, output_dir=str(tmp_path / "full")))
+    full.batch_augment = counting = _CountingAugment(full.batch_augment)
+    full.fit()
+    assert counting.calls == 4 and counting.dtypes == {torch.uint8}  # 2 epochs x 2 steps
+    split = dataclasses.replace(config, output_dir=str(tmp_path / "split"))
+    SDCLTrainer(dataclasses.replace(split, stop_after=1)).fit()
+    resumed = SDCLTrainer(dataclasses.replace(split, resume=True))
+    resumed.fit()
+    assert resumed.start_epoch == 1
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed.history["final"]["all"]["mean"] == full.history["final"]["all"]["mean"]
+
+
+def test_augmentation_generator_depends_on_seed_epoch_and_rank_only(tiny_config):
+    trainer = SDCLTrainer(dataclasses.replace(tiny_config, device_augmentation=True))
+    draw = [torch.rand(4, generator=trainer.augmentation_generator(e)) for e in (0, 0, 1)]
+    assert torch.equal(draw[0], draw[1]) and not torch.equal(draw[0], draw[2])
+    torch.rand(10)  # the global stream does not enter
+    assert torch.equal(torch.rand(4, generator=trainer.augmentation_generator(0)), draw[0])
+    other = SDCLTrainer(dataclasses.replace(tiny_config, device_augmentation=True, seed=1))
+    assert not torch.equal(torch.rand(4, generator=other.augmentation_generator(0)), draw[0])
