@@ -23,7 +23,7 @@ from typing import Any, Optional
 import torch
 
 from .._timing import StageTimer
-from .protocol import Association, AssociationResult, check_cluster_labels, check_feature_shapes
+from .protocol import Association, AssociationResult
 
 __all__ = ["BidirectionalAssociation", "majority_source_cluster"]
 
@@ -88,14 +88,10 @@ class BidirectionalAssociation(Association):
         src_labels: Optional[torch.Tensor] = None,
     ) -> AssociationResult:
         """Tensor-level association (see :meth:`Association.associate` for the arguments)."""
-        check_feature_shapes(deep_src, shallow_src, deep_tgt, shallow_tgt)
-        check_cluster_labels(tgt_labels, "tgt_labels", "target")
-        if src_labels is None:
-            raise ValueError(
-                "BidirectionalAssociation runs the reverse direction onto the source "
-                "clusters: pass src_labels"
-            )
-        check_cluster_labels(src_labels, "src_labels", "source")
+        self.check_tensor_inputs(
+            deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels
+        )
+        assert src_labels is not None  # needs_src_labels: the reverse direction's targets
         timer = StageTimer(device=deep_src.device)
         with timer.stage("forward"):
             forward = self.base.associate_tensors(

@@ -19,7 +19,7 @@ import torch
 
 from .._timing import StageTimer
 from ._centroids import branch_centroids, joint_similarity
-from .protocol import Association, AssociationResult, check_cluster_labels, check_feature_shapes
+from .protocol import Association, AssociationResult
 
 __all__ = ["NearestCentroidAssociation"]
 
@@ -52,8 +52,9 @@ class NearestCentroidAssociation(Association):
         src_labels: Optional[torch.Tensor] = None,
     ) -> AssociationResult:
         """Tensor-level association (see :meth:`Association.associate` for the arguments)."""
-        check_feature_shapes(deep_src, shallow_src, deep_tgt, shallow_tgt)
-        check_cluster_labels(tgt_labels, "tgt_labels", "target")
+        self.check_tensor_inputs(
+            deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels
+        )
         timer = StageTimer(device=deep_src.device)
         normalize = torch.nn.functional.normalize
         with timer.stage("centroids"):

@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .._timing import StageTimer
 from ._centroids import branch_centroids
-from .protocol import Association, AssociationResult, check_cluster_labels, check_feature_shapes
+from .protocol import Association, AssociationResult
 
 __all__ = ["HungarianAssociation", "match_clusters"]
 
@@ -70,11 +70,10 @@ class HungarianAssociation(Association):
         src_labels: Optional[torch.Tensor] = None,
     ) -> AssociationResult:
         """Tensor-level association (see :meth:`Association.associate` for the arguments)."""
-        check_feature_shapes(deep_src, shallow_src, deep_tgt, shallow_tgt)
-        check_cluster_labels(tgt_labels, "tgt_labels", "target")
-        if src_labels is None:
-            raise ValueError("HungarianAssociation matches source clusters: pass src_labels")
-        check_cluster_labels(src_labels, "src_labels", "source")
+        self.check_tensor_inputs(
+            deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels
+        )
+        assert src_labels is not None  # needs_src_labels
         timer = StageTimer(device=deep_src.device)
         with timer.stage("centroids"):
             source = branch_centroids(deep_src, shallow_src, src_labels)

@@ -35,7 +35,7 @@ import torch
 from .._timing import StageTimer
 from .._validation import check_choice, check_int, check_real
 from ._centroids import branch_centroids, joint_similarity
-from .protocol import Association, AssociationResult, check_cluster_labels, check_feature_shapes
+from .protocol import Association, AssociationResult
 
 __all__ = ["OptimalTransportAssociation", "sinkhorn_log"]
 
@@ -181,12 +181,9 @@ class OptimalTransportAssociation(Association):
         src_labels: Optional[torch.Tensor] = None,
     ) -> AssociationResult:
         """Tensor-level association (see :meth:`Association.associate` for the arguments)."""
-        check_feature_shapes(deep_src, shallow_src, deep_tgt, shallow_tgt)
-        check_cluster_labels(tgt_labels, "tgt_labels", "target")
-        if self.level == "cluster":
-            if src_labels is None:
-                raise ValueError("OptimalTransportAssociation(level='cluster') needs src_labels")
-            check_cluster_labels(src_labels, "src_labels", "source")
+        self.check_tensor_inputs(
+            deep_src, shallow_src, deep_tgt, shallow_tgt, tgt_labels, src_labels
+        )
         timer = StageTimer(device=deep_src.device)
         normalize = torch.nn.functional.normalize
         with timer.stage("centroids"):

@@ -231,6 +231,29 @@ class Association:
         """:meth:`associate` on prepared float32 tensors and int64 labels of one device."""
         raise NotImplementedError
 
+    def check_tensor_inputs(
+        self,
+        deep_src: torch.Tensor,
+        shallow_src: torch.Tensor,
+        deep_tgt: torch.Tensor,
+        shallow_tgt: torch.Tensor,
+        tgt_labels: torch.Tensor,
+        src_labels: Optional[torch.Tensor],
+    ) -> None:
+        """The checks every :meth:`associate_tensors` starts with: matching shapes, target
+        labels ``>= -1`` with a cluster, and, where :attr:`needs_src_labels`, source labels
+        that are given, ``>= -1`` and with a cluster (ValueError naming the argument)."""
+        check_feature_shapes(deep_src, shallow_src, deep_tgt, shallow_tgt)
+        check_cluster_labels(tgt_labels, "tgt_labels", "target")
+        if not self.needs_src_labels:
+            return
+        if src_labels is None:
+            raise ValueError(
+                f"{self!r} matches source clusters: pass src_labels (the source modality's "
+                "own cluster labels, -1 = unclustered)"
+            )
+        check_cluster_labels(src_labels, "src_labels", "source")
+
 
 def result_to_caller(kind: ArrayKind, result: Any) -> Any:
     """A copy of a result dataclass with every tensor (also inside dict fields) in the
