@@ -53,7 +53,7 @@ from typing import Optional, Union
 
 from ..modality import parse_direction
 from ..recipe import SDCLRecipe
-from .records import IR, RGB, ImageRecord
+from .records import IR, RGB, ImageRecord, read_labelled_list
 from .sysu_mm01 import IMAGE_EXTENSIONS, DatasetLayoutError
 
 __all__ = [
@@ -103,31 +103,6 @@ def _is_image(name: str) -> bool:
 def _camera_of(relative: str) -> Optional[int]:
     match = _CAMERA_IN_PATH.search(relative.replace("\\", "/"))
     return int(match.group(1)) if match else None
-
-
-def _read_list(path: Path, problems: list[str]) -> list[tuple[str, int]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        problems.append(f"cannot read idx/{path.name}: {error.strerror or error}")
-        return []
-    entries, bad = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            bad.append(f"{number}: {line.strip()[:60]!r}")
-            continue
-        entries.append((parts[0], int(parts[1])))
-    if bad:
-        problems.append(
-            f"idx/{path.name} has {len(bad)} malformed line(s) (expected '<path> <label>'), "
-            f"first {bad[0]}"
-        )
-    elif not entries:
-        problems.append(f"idx/{path.name} lists no images")
-    return entries
 
 
 def _read_test_ids(path: Path, problems: list[str]) -> list[int]:
@@ -180,7 +155,7 @@ class LLCM:
                 problems.append(f"missing file idx/{name}")
                 continue
             records = []
-            for relative, label in _read_list(path, problems):
+            for relative, label in read_labelled_list(path, problems) or []:
                 camera = _camera_of(relative)
                 if camera is None:
                     problems.append(f"idx/{name}: no camN folder in path {relative!r}")

@@ -34,7 +34,7 @@ from typing import Optional, Union
 
 from .._validation import check_int
 from ..modality import parse_direction
-from .records import IR, RGB, ImageRecord
+from .records import IR, RGB, ImageRecord, read_labelled_list
 from .sysu_mm01 import DatasetLayoutError
 
 __all__ = [
@@ -71,31 +71,6 @@ _FILES = {
     ("test", RGB): "test_visible",
     ("test", IR): "test_thermal",
 }
-
-
-def _read_index(path: Path, problems: list[str]) -> Optional[list[tuple[str, int]]]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        problems.append(f"cannot read idx/{path.name}: {error.strerror or error}")
-        return None
-    entries, bad = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            bad.append(f"{number}: {line.strip()[:60]!r}")
-            continue
-        entries.append((parts[0], int(parts[1])))
-    if bad:
-        problems.append(
-            f"idx/{path.name} has {len(bad)} malformed line(s) (expected '<path> <label>'), "
-            f"first {bad[0]}"
-        )
-    if not entries and not bad:
-        problems.append(f"idx/{path.name} lists no images")
-    return entries
 
 
 class RegDB:
@@ -136,7 +111,7 @@ class RegDB:
             if not path.is_file():
                 problems.append(f"missing file idx/{path.name}")
                 continue
-            entries = _read_index(path, problems)
+            entries = read_labelled_list(path, problems)
             if entries is None:
                 continue
             camera = REGDB_VISIBLE_CAMERA if modality == RGB else REGDB_THERMAL_CAMERA
