@@ -37,7 +37,7 @@ from ._cli import (
     resolve_device,
     run_tool,
 )
-from .loading import load_model
+from .loading import LoadedModel, load_model
 from .protocols import (
     FeatureCache,
     Setting,
@@ -91,6 +91,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--trust-checkpoint",
         action="store_true",
         help="load with weights_only=False (only for files you trust)",
+    )
+
+
+def load_model_from_args(args: argparse.Namespace, checkpoint: Any, device: Any) -> LoadedModel:
+    """:func:`~sdcl_toolkit.tools.loading.load_model` with the options of
+    :func:`add_model_arguments`."""
+    return load_model(
+        checkpoint,
+        device=device,
+        model=args.model,
+        height=args.height,
+        width=args.width,
+        checkpoint_grid=tuple(args.checkpoint_grid) if args.checkpoint_grid else None,
+        trust=args.trust_checkpoint,
     )
 
 
@@ -166,15 +180,7 @@ def _log(args: argparse.Namespace, message: str) -> None:
 
 
 def _evaluate_one(args, checkpoint: str, device, trial: Optional[int] = None):
-    loaded = load_model(
-        checkpoint,
-        device=device,
-        model=args.model,
-        height=args.height,
-        width=args.width,
-        checkpoint_grid=tuple(args.checkpoint_grid) if args.checkpoint_grid else None,
-        trust=args.trust_checkpoint,
-    )
+    loaded = load_model_from_args(args, checkpoint, device)
     _log(args, f"loaded {loaded.summary}")
     dataset = _open_dataset(args, trial)
     cache = FeatureCache(

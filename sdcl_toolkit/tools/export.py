@@ -39,8 +39,7 @@ from ..data.records import IR, RGB
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models import ShallowDeepViT
 from ._cli import EXIT_FAILURE, EXIT_OK, ToolError, resolve_device, run_tool
-from .evaluate import add_model_arguments
-from .loading import load_model
+from .evaluate import add_model_arguments, load_model_from_args
 
 __all__ = [
     "FeatureExport",
@@ -175,15 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "--format onnx needs the onnx package: pip install sdcl-toolkit[onnx]", 2
                 ) from None
         device = resolve_device(args.device)
-        loaded = load_model(
-            args.checkpoint,
-            device=device,
-            model=args.model,
-            height=args.height,
-            width=args.width,
-            checkpoint_grid=tuple(args.checkpoint_grid) if args.checkpoint_grid else None,
-            trust=args.trust_checkpoint,
-        )
+        loaded = load_model_from_args(args, args.checkpoint, device)
         print(f"loaded {loaded.summary}", flush=True)
         out = Path(args.out_dir)
         height, width = loaded.img_size

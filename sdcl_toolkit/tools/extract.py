@@ -39,8 +39,7 @@ from ._cli import (
     resolve_device,
     run_tool,
 )
-from .evaluate import add_model_arguments
-from .loading import load_model
+from .evaluate import add_model_arguments, load_model_from_args
 
 __all__ = ["main", "build_parser", "folder_records", "split_records", "write_features"]
 
@@ -150,15 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             records = folder_records(Path(args.images), args.modality)
         else:
             records = split_records(args)
-        loaded = load_model(
-            args.checkpoint,
-            device=device,
-            model=args.model,
-            height=args.height,
-            width=args.width,
-            checkpoint_grid=tuple(args.checkpoint_grid) if args.checkpoint_grid else None,
-            trust=args.trust_checkpoint,
-        )
+        loaded = load_model_from_args(args, args.checkpoint, device)
         print(f"loaded {loaded.summary}", flush=True)
         transform = test_transform(*loaded.img_size)
         parts, order = [], []
