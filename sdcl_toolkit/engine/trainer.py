@@ -38,7 +38,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional, cast
 
@@ -277,31 +277,31 @@ class SDCLTrainer:
         decoding) on rank 0; its :class:`~sdcl_toolkit.data.DatasetLayoutError`, listing every
         problem, is raised on every rank. Generated (demo) trees are written by the toolkit
         and not checked."""
-        problem = None
-        if self.rank == 0:
-            try:
-                quick_check(root, self.config.dataset)
-            except (OSError, ValueError) as error:  # DatasetLayoutError is both
-                problem = error
-        problem = broadcast_object(problem)
-        if problem is not None:
-            raise problem
+        # DatasetLayoutError is both an OSError and a ValueError
+        self._check_on_rank0(lambda: quick_check(root, self.config.dataset), (OSError, ValueError))
 
     def _check_evaluation_split(self) -> None:
         """Empty query/gallery sets and unreadable test images fail now, not after the
         last epoch (rank 0 decodes the images; every rank raises)."""
         config = self.config
         check_evaluation_split(self.dataset, config.dataset, config.trials)
+
+        def decode_test_images() -> None:
+            parts = evaluation_records(self.dataset, config.dataset, config.trials).values()
+            check_images_readable([r for part in parts for r in part])
+
+        self._check_on_rank0(decode_test_images, (ValueError,))
+
+    def _check_on_rank0(
+        self, check: Callable[[], Any], errors: tuple[type[BaseException], ...]
+    ) -> None:
+        """Run ``check`` on rank 0 only and raise the ``errors`` it raises on every rank
+        (the other ranks would otherwise wait at the next collective)."""
         problem = None
         if self.rank == 0:
-            records = [
-                r
-                for part in evaluation_records(self.dataset, config.dataset, config.trials).values()
-                for r in part
-            ]
             try:
-                check_images_readable(records)
-            except ValueError as error:
+                check()
+            except errors as error:
                 problem = error
         problem = broadcast_object(problem)
         if problem is not None:
