@@ -140,8 +140,8 @@ def decode_resize(paths: list[str], height: int, width: int) -> torch.Tensor:
     from sdcl_toolkit.data import load_image
     from sdcl_toolkit.data.batch_augment import ResizedUint8
 
-    resize = ResizedUint8(height, width)
-    return torch.stack([resize(load_image(path)) for path in paths])
+    resize = ResizedUint8(height, width)  # uint8 decode + uint8 resize, as the loaders do
+    return torch.stack([resize(load_image(path, dtype=resize.input_dtype)) for path in paths])
 
 
 def batched_path(

@@ -16,9 +16,11 @@ next step runs), and the exit status is 1 if any step failed:
 5. ``data_pipeline``: views/s of the training data pipeline with the official augmentations
    (``benchmarks/data_pipeline_speed.py``: per-sample worker path, batched path on the
    device);
-6. ``sharded_association``: the kNN sharded over the ranks of a process group, when the
-   toolkit has it (a ``group`` argument of ``jaccard_distance_tensors``) and more than one
-   GPU is present; otherwise recorded as skipped with the reason.
+6. ``sharded_association``: Jaccard + DBSCAN and the stage-2 pseudo-labelling step with
+   the kNN searches sharded over the ranks of a process group (one NCCL process per GPU
+   when more than one GPU is present; ``--shard-world W`` gloo processes sharing the CPU's
+   cores), against one process: time, peak memory, labels identical; otherwise recorded as
+   skipped with the reason.
 
 Writes ``docs/results/gpu_check.json`` (``--out``) and a Markdown table beside it (same
 name, ``.md``). ``--quick`` shrinks every size (tiny ViT, 1,000-sample association) so the
@@ -184,7 +186,6 @@ def association(args: argparse.Namespace) -> dict[str, Any]:
     import association_speed as speed
 
     from sdcl_toolkit import PseudoLabeler
-    from sdcl_toolkit.data.clustered_features import make_two_modality_features
 
     device, recipe = args.device, SDCLRecipe.sysu()
     sizes = {"rgb": args.sysu_rgb, "ir": args.sysu_ir}
@@ -206,15 +207,7 @@ def association(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {backend}: Jaccard + DBSCAN of both modalities {total:.2f} s")
     del features
     # stage 2: the whole pseudo-labelling step (both Jaccards and DBSCANs, CRA, centroids)
-    ids = max(4, round(speed.SYSU_IDS * args.sysu_rgb / speed.SYSU_RGB))
-    f = make_two_modality_features(
-        ids, -(-args.sysu_rgb // ids), -(-args.sysu_ir // ids), dim=768, seed=5, num_cameras=4
-    )
-    parts = [
-        t[: args.sysu_rgb if i < 2 else args.sysu_ir].to(device)
-        for i, t in enumerate((f.deep_rgb, f.shallow_rgb, f.deep_ir, f.shallow_ir))
-    ]
-    del f
+    parts = _stage2_parts(args.sysu_rgb, args.sysu_ir, device)
     norm = torch.nn.functional.normalize
     joint = {
         "rgb": norm(torch.cat([norm(parts[0], dim=1), norm(parts[1], dim=1)], 1), dim=1),
@@ -244,6 +237,42 @@ def association(args: argparse.Namespace) -> dict[str, Any]:
     if "faiss" not in backends:
         out["faiss"] = "skipped: faiss-gpu not installed"
     return out
+
+
+def _stage2_parts(num_rgb: int, num_ir: int, device: torch.device) -> list[torch.Tensor]:
+    """Deep and shallow (768-d each) features of ``num_rgb`` RGB and ``num_ir`` IR samples
+    (SYSU-MM01-like identities and cameras): ``[deep_rgb, shallow_rgb, deep_ir, shallow_ir]``."""
+    import association_speed as speed
+
+    from sdcl_toolkit.data.clustered_features import make_two_modality_features
+
+    ids = max(4, round(speed.SYSU_IDS * num_rgb / speed.SYSU_RGB))
+    f = make_two_modality_features(
+        ids, -(-num_rgb // ids), -(-num_ir // ids), dim=768, seed=5, num_cameras=4
+    )
+    return [
+        t[: num_rgb if i < 2 else num_ir].to(device)
+        for i, t in enumerate((f.deep_rgb, f.shallow_rgb, f.deep_ir, f.shallow_ir))
+    ]
+
+
+def _stage2_step(
+    parts: list[torch.Tensor], device: torch.device, group: Optional[str] = None
+) -> dict[str, Any]:
+    """One stage-2 ``PseudoLabeler`` step (torch backend): seconds, peak, labels' SHA-256."""
+    from sdcl_toolkit import PseudoLabeler
+
+    labeler = PseudoLabeler.for_dataset("sysu", backend="torch", group=group)
+    out: dict[str, Any] = {}
+    with measure(device, out, "stage2"):
+        result = labeler(*parts, stage=2)
+    labels = torch.cat([result.rgb.labels, result.ir.labels]).cpu().numpy()
+    return {
+        "seconds": out["stage2"]["seconds"],
+        "peak_mb": out["stage2"]["peak_mb"],
+        "clusters": int(result.ir.labels.max()) + 1,
+        "labels_sha": hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest(),
+    }
 
 
 def million(args: argparse.Namespace) -> dict[str, Any]:
@@ -354,9 +383,10 @@ def data_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sharded_association(args: argparse.Namespace) -> dict[str, Any]:
-    """Jaccard + DBSCAN with the kNN sharded over ``W`` processes (one per GPU, NCCL; or
-    ``--shard-world W`` gloo processes on the CPU) vs the same in one process: time, peak
-    memory, and whether the labels are identical."""
+    """Jaccard + DBSCAN of ``shard_n`` samples, and the stage-2 pseudo-labelling step at
+    SYSU-MM01 size (both Jaccards, CRA's three searches), with the kNN searches sharded over
+    ``W`` processes (one per GPU, NCCL; or ``--shard-world W`` gloo processes on the CPU) vs
+    the same in one process: time, peak memory, and whether the labels are identical."""
     from sdcl_toolkit.reranking import jaccard_distance_tensors
 
     if "group" not in inspect.signature(jaccard_distance_tensors).parameters:
@@ -383,6 +413,8 @@ def sharded_association(args: argparse.Namespace) -> dict[str, Any]:
                     str(port),
                     str(args.device.type),
                     str(args.shard_n),
+                    str(args.sysu_rgb),
+                    str(args.sysu_ir),
                     str(outputs[rank]),
                 ],
                 cwd=REPO,
@@ -394,23 +426,31 @@ def sharded_association(args: argparse.Namespace) -> dict[str, Any]:
             return {"failed": True, "returncodes": codes}
         ranks = [json.loads(o.read_text()) for o in outputs]
     single = _jaccard_dbscan(_shard_features(args.shard_n, args.device), "torch", args.device)
-    sharded = ranks[0]
-    result = {
-        "world": world,
-        "n": args.shard_n,
-        "single_seconds": single["seconds"],
-        "single_peak_mb": single["peak_mb"],
-        "sharded_seconds": max(r["seconds"] for r in ranks),
-        "sharded_peak_mb": max((r["peak_mb"] or 0) for r in ranks),
-        "labels_identical": all(r["labels_sha"] == ranks[0]["labels_sha"] for r in ranks)
-        and sharded["labels_sha"] == single["labels_sha"],
-    }
-    result["speedup"] = result["single_seconds"] / result["sharded_seconds"]
-    result["failed"] = not result["labels_identical"]
-    print(
-        f"  {world} ranks: {result['sharded_seconds']:.2f} s vs one process "
-        f"{result['single_seconds']:.2f} s; labels identical: {result['labels_identical']}"
+    parts = _stage2_parts(args.sysu_rgb, args.sysu_ir, args.device)
+    _stage2_step(parts, args.device)  # warm-up, as in the workers
+    single_stage2 = _stage2_step(parts, args.device)
+    del parts
+    result: dict[str, Any] = {"world": world, "n": args.shard_n}
+    for key, alone in (("jaccard_dbscan", single), ("stage2", single_stage2)):
+        runs = [r[key] for r in ranks]
+        part = {
+            "single_seconds": alone["seconds"],
+            "single_peak_mb": alone["peak_mb"],
+            "sharded_seconds": max(r["seconds"] for r in runs),
+            "sharded_peak_mb": max((r["peak_mb"] or 0) for r in runs),
+            "labels_identical": all(r["labels_sha"] == alone["labels_sha"] for r in runs),
+        }
+        part["speedup"] = part["single_seconds"] / part["sharded_seconds"]
+        result[key] = part
+        print(
+            f"  {key}, {world} ranks: {part['sharded_seconds']:.2f} s vs one process "
+            f"{part['single_seconds']:.2f} s; labels identical: {part['labels_identical']}"
+        )
+    result["stage2"]["sizes"] = {"rgb": args.sysu_rgb, "ir": args.sysu_ir}
+    result["labels_identical"] = all(
+        result[k]["labels_identical"] for k in ("jaccard_dbscan", "stage2")
     )
+    result["failed"] = not result["labels_identical"]
     return result
 
 
@@ -426,7 +466,9 @@ def _shard_features(n: int, device: torch.device) -> torch.Tensor:
     return speed.clustered(n, 1536, seed=11, device=device)
 
 
-def shard_worker(rank: int, world: int, port: int, kind: str, n: int, out: str) -> None:
+def shard_worker(
+    rank: int, world: int, port: int, kind: str, n: int, num_rgb: int, num_ir: int, out: str
+) -> None:
     """One rank of :func:`sharded_association` (run as ``gpu_check.py --shard-worker ...``)."""
     import torch.distributed as dist
 
@@ -436,13 +478,19 @@ def shard_worker(rank: int, world: int, port: int, kind: str, n: int, out: str) 
         device = torch.device("cuda", rank)
     else:
         device = torch.device("cpu")
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the cores, shared
     dist.init_process_group("nccl" if kind == "cuda" else "gloo", rank=rank, world_size=world)
     try:
         x = _shard_features(n, device)
         _jaccard_dbscan(x, "torch", device, group="world")  # warm-up
         dist.barrier()
-        run = _jaccard_dbscan(x, "torch", device, group="world")
-        Path(out).write_text(json.dumps(run))
+        runs = {"jaccard_dbscan": _jaccard_dbscan(x, "torch", device, group="world")}
+        del x
+        parts = _stage2_parts(num_rgb, num_ir, device)
+        _stage2_step(parts, device, group="world")  # warm-up
+        dist.barrier()
+        runs["stage2"] = _stage2_step(parts, device, group="world")
+        Path(out).write_text(json.dumps(runs))
     finally:
         dist.destroy_process_group()
 
@@ -508,10 +556,12 @@ def _figures(name: str, record: dict[str, Any]) -> str:
             + f"; extraction {r['extract_images_per_s']:.0f} img/s"
         )
     if name == "sharded_association":
+        j, s2 = r["jaccard_dbscan"], r["stage2"]
         return (
-            f"N={r['n']} over {r['world']} ranks: {r['sharded_seconds']:.2f} s vs "
-            f"{r['single_seconds']:.2f} s in one process ({r['speedup']:.1f}x); labels identical: "
-            f"{r['labels_identical']}"
+            f"{r['world']} ranks; Jaccard + DBSCAN N={r['n']}: {j['sharded_seconds']:.2f} s vs "
+            f"{j['single_seconds']:.2f} s in one process ({j['speedup']:.1f}x); stage-2 step: "
+            f"{s2['sharded_seconds']:.2f} s vs {s2['single_seconds']:.2f} s "
+            f"({s2['speedup']:.1f}x); labels identical: {r['labels_identical']}"
         )
     if name == "data_pipeline":
         res = r["results"]
@@ -543,8 +593,15 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--shard-world", type=int, default=1, help="CPU: gloo processes of the sharded step"
     )
+    parser.add_argument(
+        "--shard-n",
+        type=int,
+        default=None,
+        help="samples of the sharded Jaccard + DBSCAN (default: 200,000; 600 with --quick)",
+    )
     args = parser.parse_args(argv)
     args.device = torch.device(args.device)
+    shard_n = args.shard_n
     recipe = SDCLRecipe.sysu()
     if args.quick:
         args.sysu_rgb, args.sysu_ir, args.million, args.million_dim = 600, 400, 3000, 64
@@ -569,6 +626,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         )
         args.vit_warmup, args.vit_iters, args.pipeline_images = 2, 5, 128
         args.shard_n = 200_000
+    if shard_n is not None:
+        args.shard_n = shard_n
     if args.out is None:
         suffix = "" if args.device.type == "cuda" and not args.quick else f"_{args.device.type}"
         suffix += "_quick" if args.quick else ""
@@ -618,8 +677,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 8 and sys.argv[1] == "--shard-worker":
-        rank, world, port, kind, n, out = sys.argv[2:]
-        shard_worker(int(rank), int(world), int(port), kind, int(n), out)
+    if len(sys.argv) == 10 and sys.argv[1] == "--shard-worker":
+        rank, world, port, kind, n, num_rgb, num_ir, out = sys.argv[2:]
+        shard_worker(int(rank), int(world), int(port), kind, int(n), int(num_rgb), int(num_ir), out)
     else:
         raise SystemExit(main())

@@ -18,7 +18,26 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-__all__ = ["resolve_group", "sharded_knn", "shard_bounds"]
+__all__ = ["check_group", "resolve_group", "sharded_knn", "shard_bounds"]
+
+
+def check_group(group: Any, name: str = "group") -> Any:
+    """``group`` itself if it is ``None``, ``"world"`` or a ``torch.distributed`` process
+    group; a ``TypeError`` naming ``name`` otherwise. Whether ``torch.distributed`` is
+    initialised is checked when the group is used (:func:`resolve_group`), so a labeler can be
+    built before ``init_process_group``."""
+    if group is None or (isinstance(group, str) and group == "world"):
+        return group
+    if dist.is_available() and isinstance(group, dist.ProcessGroup):
+        return group
+    shown = (
+        repr(group)
+        if isinstance(group, str)
+        else (f"{type(group).__module__}.{type(group).__qualname__}")
+    )
+    raise TypeError(
+        f"{name} must be None, 'world' or a torch.distributed ProcessGroup, got {shown}"
+    )
 
 
 def resolve_group(group: Any) -> Optional[Any]:

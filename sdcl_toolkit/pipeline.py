@@ -40,6 +40,7 @@ from .association import (
 from .association.protocol import result_to_caller
 from .clustering import cluster_centroids, dbscan_pseudo_labels
 from .knn_search import Backend, Candidates
+from .knn_sharded import check_group
 from .label_quality import pseudo_label_quality
 from .recipe import OFFICIAL_SYSU, SDCLRecipe
 from .reranking import jaccard_distance_tensors
@@ -209,9 +210,11 @@ class PseudoLabeler:
     backend, candidates:
         kNN backend and candidate precision for every search (see :func:`sdcl_toolkit.knn`).
     group:
-        ``None``, ``"world"`` or a ``torch.distributed`` process group: shard the Jaccard
-        kNN searches over its ranks (every rank must call the labeler with the same
-        features; all ranks get the same labels).
+        ``None``, ``"world"`` or a ``torch.distributed`` process group: shard the kNN
+        searches over its ranks: the Jaccard searches and, for CRA built here (by name or
+        from the recipe), CRA's three searches (every rank must call the labeler with the
+        same features; all ranks get the same labels, identical to one process). An
+        association object passed in shards only if it was built with ``group=``.
 
     Example
     -------
@@ -239,7 +242,7 @@ class PseudoLabeler:
         self.eps = check_real(  # Jaccard distances: absent pairs are at 1
             eps, "eps", minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False
         )
-        self.group = group
+        self.group = check_group(group)
         self.min_samples = min_samples
         self.k1 = k1
         self.k2 = k2
@@ -252,7 +255,9 @@ class PseudoLabeler:
         if cra is not None:
             method = cra
         elif isinstance(association, str):
-            method = make_association(association, backend=backend, candidates=candidates)
+            method = make_association(
+                association, backend=backend, candidates=candidates, group=self.group
+            )
         elif callable(getattr(association, "associate_tensors", None)):
             method = association
         else:
@@ -289,7 +294,7 @@ class PseudoLabeler:
         name = overrides.get("association", "cra")
         if "cra" not in overrides and isinstance(name, str) and name == "cra":
             values["cra"] = CollaborativeRankingAssociation(
-                recipe.cra_topk, recipe.cra_smooth_k, **options
+                recipe.cra_topk, recipe.cra_smooth_k, group=overrides.get("group"), **options
             )
             overrides.pop("association", None)
         return cls(**{**values, **overrides}, **options)

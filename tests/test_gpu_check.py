@@ -78,6 +78,23 @@ def test_make_gpu_check_on_cpu_quick(tmp_path):
     assert all(f"| {name} | ok |" in table for name in STEPS)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_sharded_step_with_two_gloo_processes(tmp_path):
+    """``--shard-world 2`` on the CPU: both parts run sharded and give one process' labels."""
+    out = tmp_path / "shard.json"
+    command = [sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--quick"]
+    command += ["--steps", "sharded_association", "--shard-world", "2", "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())["steps"]["sharded_association"]["result"]
+    assert result["world"] == 2 and result["labels_identical"] is True
+    for part in ("jaccard_dbscan", "stage2"):
+        assert result[part]["labels_identical"] is True
+        assert result[part]["sharded_seconds"] > 0 and result[part]["single_seconds"] > 0
+    assert result["stage2"]["sizes"] == {"rgb": 600, "ir": 400}
+
+
 def test_a_failing_step_is_recorded_and_the_rest_run(tmp_path, monkeypatch):
     gpu_check = _load_gpu_check()
 

@@ -5,7 +5,8 @@ Like ``tests/test_distributed.py``, the two ranks run this file as a script
 each searches its share of the queries and the results are all-gathered. The results of
 both ranks must be identical to the single-process run: kNN scores and indices (with and
 without ``exclude_self``, float32 and bfloat16 candidates, an odd number of queries), the
-sparse Jaccard matrix, DBSCAN labels, and a full :class:`~sdcl_toolkit.PseudoLabeler` step.
+sparse Jaccard matrix, DBSCAN labels, full :class:`~sdcl_toolkit.PseudoLabeler` steps of
+both stages (stage 2 with CRA's searches sharded too) and CRA on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdcl_toolkit import PseudoLabeler, dbscan_pseudo_labels, jaccard_distance, knn
+from sdcl_toolkit import CRA, PseudoLabeler, dbscan_pseudo_labels, jaccard_distance, knn
 from sdcl_toolkit.data.clustered_features import make_clustered_features
 from sdcl_toolkit.knn_sharded import resolve_group, shard_bounds
 
@@ -60,6 +61,13 @@ def compute(group) -> dict:
     labeler = PseudoLabeler(eps=0.5, min_samples=4, k1=20, k2=6, stage2_rgb_k1=10, group=group)
     result = labeler(*modality_features(), stage=1)
     out["labeler_rgb"], out["labeler_ir"] = result.rgb.labels, result.ir.labels
+    # stage 2: both Jaccards sharded, and CRA's three searches (built by the labeler)
+    result = labeler(*modality_features(), stage=2)
+    out["stage2_rgb"], out["stage2_ir"] = result.rgb.labels, result.ir.labels
+    out["stage2_ranking"] = result.association.ranking_labels
+    deep_rgb, shallow_rgb, deep_ir, shallow_ir = modality_features()
+    cra = CRA(topk=15, smooth_k=7, candidates="bfloat16", group=group)
+    out["cra"] = cra(deep_rgb, shallow_rgb, deep_ir, shallow_ir, result.ir.labels)
     return out
 
 
@@ -70,8 +78,19 @@ def worker(rank: int, port: int, out_dir: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE
     )
+    import sdcl_toolkit.knn_sharded as knn_sharded
+
+    calls = []
+    search = knn_sharded.sharded_knn
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])  # k
+        return search(*args, **kwargs)
+
+    knn_sharded.sharded_knn = counting
     try:
         results = compute("world")
+        results["sharded_searches"] = torch.tensor(calls)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -137,6 +156,10 @@ KEYS = [
     "dbscan",
     "labeler_rgb",
     "labeler_ir",
+    "stage2_rgb",
+    "stage2_ir",
+    "stage2_ranking",
+    "cra",
 ]
 
 
@@ -147,8 +170,33 @@ def test_two_gloo_ranks_give_the_single_process_result(rank_results, single_proc
     expected = single_process[key]
     for results in rank_results:
         assert torch.equal(results[key], expected), key
-    if key == "dbscan":  # the comparison is not trivial: several clusters and some noise
+    if key in ("dbscan", "stage2_rgb", "cra"):  # not trivial: several clusters
         assert int(expected.max()) >= 3
+        assert len(torch.unique(expected)) >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_every_search_was_sharded(rank_results):
+    """3 kNN, 1 Jaccard, 2 stage-1 Jaccards, then stage 2: 2 Jaccards + CRA's 3 searches
+    (depth 20, 20, smoothing 5), and the direct CRA's 3 (15, 15, 7)."""
+    for results in rank_results:
+        assert results["sharded_searches"].tolist() == [
+            9,
+            9,
+            9,
+            20,
+            20,
+            20,
+            20,
+            10,
+            20,
+            20,
+            5,
+            15,
+            15,
+            7,
+        ]
 
 
 def test_shard_bounds_cover_every_row_once():
@@ -168,6 +216,13 @@ def test_group_without_process_group_is_a_clear_error():
         knn(x, x, 2, group="everyone")
     with pytest.raises(TypeError, match="group must be"):
         resolve_group(3)
+    # labelers and CRA check the group's type when built, its use when they search
+    with pytest.raises(TypeError, match="group must be"):
+        CRA(group="everyone")
+    with pytest.raises(TypeError, match="group must be"):
+        PseudoLabeler(group=3)
+    labeler = PseudoLabeler(group="world")  # no process group yet: fine until it searches
+    assert labeler.cra is not None and labeler.cra.group == "world"
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--worker":

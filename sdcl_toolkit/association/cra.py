@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -33,6 +33,7 @@ from .._arrays import ArrayLike
 from .._timing import StageTimer
 from .._validation import check_int
 from ..knn_search import Backend, Candidates, knn_tensors
+from ..knn_sharded import check_group
 from ..recipe import OFFICIAL_SYSU
 from .protocol import Association, check_feature_shapes, prepare_inputs
 
@@ -107,6 +108,11 @@ class CollaborativeRankingAssociation(Association):
         Source neighbours (self included) voting in the smoothing step (official: 5).
     backend, candidates:
         kNN backend and candidate precision, see :func:`sdcl_toolkit.knn`.
+    group:
+        ``None`` (search in this process), ``"world"`` or a ``torch.distributed`` process
+        group: shard the three kNN searches (deep and shallow cross-modality, joint
+        smoothing) over its ranks (:mod:`sdcl_toolkit.knn_sharded`; every rank passes the same
+        features and gets the same labels, identical to one process).
 
     Example
     -------
@@ -131,11 +137,13 @@ class CollaborativeRankingAssociation(Association):
         *,
         backend: Backend = "auto",
         candidates: Candidates = "auto",
+        group: Optional[Any] = None,
     ) -> None:
         self.topk = check_int(topk, "topk", minimum=1)
         self.smooth_k = check_int(smooth_k, "smooth_k", minimum=1)
         self.backend = backend
         self.candidates = candidates
+        self.group = check_group(group)
 
     def __repr__(self) -> str:
         return f"CollaborativeRankingAssociation(topk={self.topk}, smooth_k={self.smooth_k})"
@@ -263,7 +271,9 @@ class CollaborativeRankingAssociation(Association):
         timer = StageTimer(device=ds.device)
         normalize = torch.nn.functional.normalize
         ds, ss, dt, st = (normalize(t.float(), dim=1) for t in (ds, ss, dt, st))
-        search = functools.partial(knn_tensors, backend=self.backend, candidates=self.candidates)
+        search = functools.partial(
+            knn_tensors, backend=self.backend, candidates=self.candidates, group=self.group
+        )
         with timer.stage("search"):
             _, deep_nn = search(ds, dt, self.topk)
             _, shallow_nn = search(ss, st, self.topk)

@@ -40,7 +40,7 @@ def _failure(path: str, reason: str) -> ImageDecodeError:
     return ImageDecodeError(f"cannot read image {path!r}: {reason}", path)
 
 
-def load_image(path: PathLike) -> torch.Tensor:
+def load_image(path: PathLike, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Decode one image file into a float32 tensor ``[3, H, W]`` with values in ``[0, 1]``.
 
     Any format Pillow reads is accepted; grayscale, palette, RGBA and CMYK images are converted
@@ -51,6 +51,10 @@ def load_image(path: PathLike) -> torch.Tensor:
     ----------
     path:
         File name (``str`` or ``os.PathLike``).
+    dtype:
+        ``torch.float32`` (default: ``uint8 / 255``) or ``torch.uint8`` (the decoded bytes
+        ``[3, H, W]``, without the float conversion; what the batched augmentation's workers
+        use).
 
     Raises
     ------
@@ -62,6 +66,8 @@ def load_image(path: PathLike) -> torch.Tensor:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if dtype not in (torch.float32, torch.uint8):
+        raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype!r}")
     name = os.fspath(path)
     try:
         with Image.open(name) as image:
@@ -78,4 +84,6 @@ def load_image(path: PathLike) -> torch.Tensor:
     if pixels.ndim != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise _failure(name, f"decoded to an empty image of shape {pixels.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    if dtype == torch.uint8:
+        return tensor
     return tensor.to(torch.float32).div_(255.0)

@@ -90,7 +90,9 @@ class ReIDImageDataset(Dataset):
     transform:
         Callable ``image [3, H, W] -> tensor``; transforms of :mod:`sdcl_toolkit.data.transforms`
         (or any callable with a ``generator`` keyword) receive the sample's generator.
-        ``None`` returns the decoded image.
+        ``None`` returns the decoded image. The image is float32 in ``[0, 1]``, or the
+        decoded uint8 when every transform has ``input_dtype = torch.uint8`` (as
+        :class:`~sdcl_toolkit.data.batch_augment.ResizedUint8`).
     labels:
         Optional ``[N]`` integer labels replacing ``record.pid`` in the output (pseudo-labels;
         ``-1`` is passed through, samplers never draw it).
@@ -143,6 +145,13 @@ class ReIDImageDataset(Dataset):
         self.second_transform = second_transform
         self.root = None if root is None else os.fspath(root)
         self.seed = seed
+        # decode to uint8 only when every transform asks for it (ResizedUint8.input_dtype)
+        wanted = {
+            getattr(fn, "input_dtype", torch.float32)
+            for fn in (transform, second_transform)
+            if fn is not None
+        }
+        self._decode_dtype = torch.uint8 if wanted == {torch.uint8} else torch.float32
         self._first_takes_generator = transform is not None and _accepts_generator(transform)
         self._second_takes_generator = second_transform is not None and _accepts_generator(
             second_transform
@@ -190,7 +199,7 @@ class ReIDImageDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} records")
         index %= len(self)
         record = self.records[index]
-        image = load_image(self.path_of(index))
+        image = load_image(self.path_of(index), dtype=self._decode_dtype)
         generator = self.generator_for(key if isinstance(key, DrawKey) else index)
         first = image
         if self.transform is not None:

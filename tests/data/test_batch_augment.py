@@ -102,6 +102,20 @@ def test_fixed_parameters_any_strength(seed, jitter, hue):
         torch.testing.assert_close(out[b], expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("view", VIEWS)
+def test_per_image_and_batched_branches_agree(view):
+    """The CPU runs jitter, crop and erasing image by image; GPUs run them as batched tensor
+    operations. Both branches, run here on the CPU, give the same output bit for bit."""
+    augment = BatchAugment(H, W, view=view, padding=3, erasing=0.7)
+    images = _uint8_batch(16, seed=3)
+    parameters = augment.sample_parameters(16, _gen(4))
+    assert parameters.erase.any() and parameters.flip.any() and not parameters.flip.all()
+    per_image = augment._apply(images, parameters, per_image=True)
+    batched = augment._apply(images, parameters, per_image=False)
+    assert torch.equal(per_image, batched)
+    assert torch.equal(augment.apply(images, parameters), per_image)  # the CPU default
+
+
 def test_same_generator_same_output_and_input_untouched():
     augment = BatchAugment(H, W, view="rgb_exchange")
     images = _uint8_batch(8)
@@ -300,6 +314,48 @@ def test_resized_uint8_rounds_the_resized_image():
     assert out.dtype == torch.uint8 and out.shape == (3, H, W)
     expected = T.Resize((H, W))(image)
     assert (out.float() / 255.0 - expected).abs().max() <= 0.5 / 255.0 + 1e-6
+
+
+@pytest.mark.parametrize("size", [(40, 20), (13, 30), (H, W), (300, 7)])
+def test_resized_uint8_from_uint8_is_within_one_level_of_the_float_path(size):
+    """uint8 input (what the loaders decode for it) uses torch's uint8 antialiased kernel:
+    at most one grey level from rounding the float resize, and the same size is a copy."""
+    image = torch.randint(0, 256, (3, *size), generator=_gen(1), dtype=torch.uint8)
+    resize = ResizedUint8(H, W)
+    out = resize(image)
+    assert out.dtype == torch.uint8 and out.shape == (3, H, W)
+    from_float = resize(image.float() / 255.0)
+    assert (out.int() - from_float.int()).abs().max() <= 1
+    if size == (H, W):
+        assert torch.equal(out, image) and out.data_ptr() != image.data_ptr()
+    assert ResizedUint8.input_dtype == torch.uint8
+    with pytest.raises(ValueError, match=r"\[3, H, W\]"):
+        resize(torch.zeros(1, 3, H, W, dtype=torch.uint8))
+
+
+def test_datasets_decode_to_uint8_only_for_uint8_transforms(tmp_path):
+    from PIL import Image
+
+    from sdcl_toolkit.data.images import load_image
+    from sdcl_toolkit.data.loaders import ImageRecord, ReIDImageDataset
+
+    path = tmp_path / "a.jpg"
+    pixels = torch.randint(0, 256, (50, 22, 3), generator=_gen(2), dtype=torch.uint8)
+    Image.fromarray(pixels.numpy()).save(path)
+    records = [ImageRecord(str(path), 0, 0, "rgb")]
+    resize = ResizedUint8(H, W)
+    seen = []
+
+    def float_view(image):
+        seen.append(image.dtype)
+        return image
+
+    image, *_ = ReIDImageDataset(records, resize)[0]
+    assert torch.equal(image, resize(load_image(path, dtype=torch.uint8)))
+    # a transform without input_dtype gets float32, also when paired with ResizedUint8
+    ReIDImageDataset(records, resize, second_transform=float_view)[0]
+    ReIDImageDataset(records, float_view)[0]
+    assert seen == [torch.float32, torch.float32]
 
 
 # ----------------------------------------------------------------------------- loaders

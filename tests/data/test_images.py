@@ -28,6 +28,18 @@ def test_png_round_trip_is_exact(tmp_path):
     assert image.min() >= 0.0 and image.max() <= 1.0
 
 
+def test_uint8_decoding_gives_the_bytes(tmp_path):
+    pixels = _pixels()
+    path = tmp_path / "a.png"
+    Image.fromarray(pixels).save(path)
+    image = load_image(path, dtype=torch.uint8)
+    assert image.dtype == torch.uint8 and image.shape == (3, 12, 7)
+    assert torch.equal(image, torch.from_numpy(pixels).permute(2, 0, 1))
+    assert torch.equal(image.float() / 255.0, load_image(path))
+    with pytest.raises(ValueError, match="dtype must be"):
+        load_image(path, dtype=torch.float16)
+
+
 def test_str_and_pathlike_give_the_same_image(tmp_path):
     path = tmp_path / "a.png"
     Image.fromarray(_pixels()).save(path)

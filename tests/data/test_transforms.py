@@ -200,6 +200,88 @@ def test_rotate_hue_equals_the_hsv_round_trip(seed, shift):
     assert (T.rotate_hue(T.rotate_hue(image, shift), -shift) - image).abs().max() < 1e-5
 
 
+FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    """The values' bit patterns: equal bits = equal values, signed zeros and NaNs included."""
+    return x.contiguous().view(_BITS[x.dtype.itemsize])
+
+
+def _where_remainder_rotate_hue(image: torch.Tensor, shift: float) -> torch.Tensor:
+    """The hue rotation written plainly with ``torch.where`` and ``torch.remainder`` (what
+    the toolkit computed before its CPU fast path): the reference the fast path must equal."""
+    red, green, blue = image.unbind(dim=-3)
+    value = image.amax(dim=-3)
+    chroma = value - image.amin(dim=-3)
+    inverse = torch.where(chroma == 0, 1.0, chroma).reciprocal_()
+    red_max, green_max = value == red, value == green
+    numerator = torch.where(red_max, green - blue, torch.where(green_max, blue - red, red - green))
+    offset = torch.where(red_max, 0.0, torch.where(green_max, 2.0, 4.0))
+    sixths = numerator.mul_(inverse).add_(offset).add_(6.0 * shift)
+    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=image.dtype).view(3, 1, 1)
+    k = torch.remainder(sixths.unsqueeze(-3) + offsets, 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return value.unsqueeze(-3) - chroma.unsqueeze(-3) * ramp
+
+
+def _awkward_image(seed: int) -> torch.Tensor:
+    """Quantised colours with gray pixels, ties between channels, black and white rows."""
+    x = torch.randint(0, 256, (3, 40, 24), generator=_gen(seed)).float() / 255
+    x[:, :6] = x[:1, :6]  # gray
+    x[1, 6:12] = x[0, 6:12]  # red = green
+    x[2, 12:18] = x[1, 12:18]  # green = blue
+    x[0, 18:24] = x[2, 18:24]  # red = blue
+    x[:, 24:27], x[:, 27:30] = 0.0, 1.0
+    return x
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**31),
+    shift=st.one_of(st.floats(-0.5, 0.5), st.sampled_from([0.0, 0.5, -0.5, 1e-9, -1e-9])),
+    dtype=st.sampled_from(FLOAT_DTYPES),
+)
+def test_rotate_hue_is_bit_identical_to_the_plain_formula(seed, shift, dtype):
+    for image in (_image(9, 7, seed), _awkward_image(seed % 1000)):
+        image = image.to(dtype)
+        assert torch.equal(
+            _bits(T.rotate_hue(image, shift)), _bits(_where_remainder_rotate_hue(image, shift))
+        )
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), dtype=st.sampled_from(FLOAT_DTYPES))
+def test_select_is_torch_where_bit_for_bit(seed, dtype):
+    g = _gen(seed)
+    a = (torch.randn(5, 7, generator=g) * 1e3).to(dtype)
+    b = (torch.randn(5, 7, generator=g) * 1e-3).to(dtype)
+    a[0, 0], b[0, 1], a[1, 0], b[1, 1] = float("nan"), float("-inf"), -0.0, -0.0
+    mask = torch.rand(5, 7, generator=g) < 0.5
+    assert torch.equal(_bits(T._select(mask, a, b)), _bits(torch.where(mask, a, b)))
+    # broadcast mask
+    assert torch.equal(_bits(T._select(mask[:1], a, b)), _bits(torch.where(mask[:1], a, b)))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_remainder_6_is_torch_remainder_bit_for_bit(dtype):
+    edges = torch.tensor([-6.0, -3.0, -0.0, 0.0, 6.0, 12.0, 18.0, -1e-9, 5.9999, 17.999])
+    values = [edges.to(dtype)]
+    for toward in (float("inf"), float("-inf")):  # the neighbours of every edge
+        v = values[0]
+        for _ in range(3):
+            v = torch.nextafter(v, torch.full_like(v, toward))
+            values.append(v)
+    g = _gen(0)
+    values.append((torch.rand(20000, generator=g, dtype=torch.float64) * 24 - 6).to(dtype))
+    values.append((torch.rand(20000, generator=g, dtype=torch.float64) * 2e-3 - 1e-3).to(dtype))
+    everything = torch.cat(values)
+    inside = everything[(everything > -6) & (everything < 18)]  # the fast path's range
+    for v in (everything, inside, inside[:0], torch.tensor([float("nan"), 1.0], dtype=dtype)):
+        assert torch.equal(_bits(T._remainder_6(v)), _bits(torch.remainder(v, 6.0)))
+
+
 def test_grayscale_uses_official_weights():
     image = _image()
     gray = T.rgb_to_grayscale(image)

@@ -34,8 +34,11 @@ def _worker(rank: int, world: int, port: int, config, out_dir: str) -> None:
         trainer = SDCLTrainer(config, device=setup_distributed(config.device))
         initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
         sharded_labels = []
-        local = copy.copy(trainer.labeler)
-        local.group = None  # what one process computes alone
+        local = copy.copy(trainer.labeler)  # what one process computes alone:
+        local.group = None  # the Jaccard searches
+        local.association = copy.copy(local.association)
+        assert local.association.group == "world"  # CRA's searches are sharded too
+        local.association.group = None
         pseudo_label = trainer.pseudo_label
 
         def recording(features, stage):
