@@ -190,6 +190,42 @@ def test_cra(matrix_device, matrix_dtype):
     assert torch.equal(details.ranking_labels.cpu(), ref_details.ranking_labels)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("name", ["cra", "centroid", "hungarian", "ot"])
+def test_association_methods(matrix_device, matrix_dtype, name, bidirectional):
+    """Every association method (and its bidirectional check) by name: the labels on the
+    device equal the CPU float32 labels; the scores follow the device."""
+    from sdcl_toolkit.association import make_association
+
+    features = _two_modalities(seed=5)
+    rgb_labels = sdcl.dbscan_pseudo_labels(sdcl.jaccard_distance(features[0], 10, 3), 0.6, 4)
+    ir_labels = sdcl.dbscan_pseudo_labels(sdcl.jaccard_distance(features[2], 10, 3), 0.6, 4)
+    options = {"topk": 10, "smooth_k": 3} if name == "cra" else {}
+    method = make_association(name, bidirectional=bidirectional, **options)
+    out = method.associate(
+        *(_on(t, matrix_device, matrix_dtype) for t in features),
+        ir_labels.to(matrix_device),
+        rgb_labels.to(matrix_device),
+    )
+    ref = method.associate(*(_rounded(t, matrix_dtype) for t in features), ir_labels, rgb_labels)
+    _assert_on(matrix_device, out.labels)
+    assert torch.equal(out.labels.cpu(), ref.labels)
+    assert int((ref.labels >= 0).sum()) > 0  # something was associated
+
+
+def test_label_quality_of_device_labels(matrix_device):
+    from sdcl_toolkit.label_quality import pseudo_label_quality
+
+    g = _gen(6)
+    ids = {m: torch.randint(0, 8, (60,), generator=g) for m in ("rgb", "ir")}
+    labels = {m: torch.where(torch.rand(60, generator=g) < 0.8, ids[m], -1) for m in ids}
+    associated = torch.randint(-1, 8, (60,), generator=g)
+    args = (labels["rgb"], ids["rgb"], labels["ir"], ids["ir"], associated)
+    on_device = pseudo_label_quality(*(t.to(matrix_device) for t in args))
+    assert on_device == pseudo_label_quality(*args)
+    assert 0 < on_device["association"]["coverage"] < 1
+
+
 @pytest.mark.parametrize("stage", [1, 2])
 def test_pseudo_labeler(matrix_device, matrix_dtype, stage):
     features = _two_modalities(seed=4)
@@ -436,6 +472,50 @@ def test_extract_features_on_the_device(tmp_path, matrix_device):
     for ours, theirs in zip(out, ref):
         assert ours.shape == theirs.shape
         _model_close(ours, theirs, torch.float32)
+
+
+@pytest.mark.parametrize("device_augmentation", [False, True])
+def test_trainer_on_the_device(tmp_path, matrix_device, device_augmentation):
+    """Two short epochs (the second in stage 2) of the training engine on the matrix
+    device, with the per-sample or the batched on-device augmentation: the model and the
+    memories live on the device, the losses are finite, the checkpoint is written, and a
+    run stopped after its first epoch resumes from the checkpoint onto the device."""
+    import dataclasses
+
+    from sdcl_toolkit.data import write_synthetic_sysu
+    from sdcl_toolkit.engine import SDCLTrainer, TrainConfig
+
+    root = write_synthetic_sysu(
+        tmp_path / "SYSU-MM01", identities=16, images_per_camera=3, nuisance=0.1, seed=3,
+        test_fraction=0.25, val_fraction=0.0,
+    )  # fmt: skip
+    config = TrainConfig.from_recipe(
+        sdcl.SDCLRecipe.miniature(epochs=2, iters=2),
+        model="tiny",
+        pretrained="none",
+        seed=0,
+        data_dir=str(root),
+        output_dir=str(tmp_path / "run"),
+        pretrain_steps=0,
+        eval_every=0,
+        eval_before=False,
+        trials=2,
+        eval_batch_size=64,
+        workers=0,
+        progress=False,
+        device=str(matrix_device),
+        device_augmentation=device_augmentation,
+    )
+    assert SDCLTrainer(dataclasses.replace(config, stop_after=1)).fit()["epochs"][0]["stage"] == 1
+    trainer = SDCLTrainer(dataclasses.replace(config, resume=True))  # loads onto the device
+    summary = trainer.fit()
+    assert next(trainer.model.parameters()).device.type == matrix_device.type
+    memories = trainer.last_objective.memories
+    _assert_on(matrix_device, memories.cluster_deep["rgb"].centroids)
+    losses = [epoch["losses"]["loss"] for epoch in summary["epochs"]]
+    assert len(losses) == 2 and all(np.isfinite(loss) for loss in losses)
+    assert [epoch["stage"] for epoch in summary["epochs"]] == [1, 2]
+    assert (tmp_path / "run" / "last.pth").is_file() and "final" in summary
 
 
 # ----------------------------------------------------------------------------- faiss-gpu, NCCL

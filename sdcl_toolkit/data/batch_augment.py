@@ -400,8 +400,8 @@ class BatchAugment:
     def _erase(self, x, erase, box, per_image: bool) -> torch.Tensor:
         fill = torch.tensor(self._erasing.fill, dtype=x.dtype, device=x.device)
         if per_image:  # fill each box in place (x is this call's own tensor)
-            for b, (i, j, h, w) in enumerate(box.tolist()):
-                if erase[b]:
+            for b, ((i, j, h, w), erased) in enumerate(zip(box.tolist(), erase.tolist())):
+                if erased:
                     x[b, :, i : i + h, j : j + w] = fill.view(3, 1, 1)
             return x
         top, left, h, w = box.unbind(1)

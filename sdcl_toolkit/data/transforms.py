@@ -183,7 +183,8 @@ _SAME_WIDTH_INT = {
 
 
 def _select(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.where(mask, a, b)`` for float tensors of one dtype, bit for bit.
+    """``torch.where(mask, a, b)`` for float tensors of one dtype, bit for bit (``mask``
+    broadcastable to the shape of ``a`` and ``b`` broadcast together).
 
     On the CPU ``torch.where`` is not vectorised for a boolean mask (~3 ns per element on
     the CI machine); the same selection as integer bit operations on the values' bits,
@@ -222,10 +223,11 @@ def _hue_sixths(image: torch.Tensor):
 def _remainder_6(k: torch.Tensor) -> torch.Tensor:
     """``torch.remainder(k, 6)``, bit for bit, without its (slow on CPU) division.
 
-    For ``-6 < k < 18`` the remainder is ``k``, ``k - 6`` or ``k - 12`` (exact: the
-    operands are within a factor of two) or, for ``k < 0``, ``k + 6`` rounded once (what
+    For ``-6 < k < 18`` the remainder is ``k``, ``k - 6`` or ``k - 12``, computed exactly (6
+    is a multiple of the spacing of floats at ``k``, and the difference is smaller than
+    ``k``, so it is representable), or, for ``k < 0``, ``k + 6`` rounded once (what
     ``torch.remainder`` computes from the exact ``fmod``). Other ranges, NaN and non-CPU
-    tensors use ``torch.remainder``.
+    tensors use ``torch.remainder``. (The hue rotation's ``k`` lies in ``[-3, 13]``.)
     """
     if k.device.type != "cpu" or k.numel() == 0:
         return torch.remainder(k, 6.0)
