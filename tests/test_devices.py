@@ -475,34 +475,20 @@ def test_extract_features_on_the_device(tmp_path, matrix_device):
 
 
 @pytest.mark.parametrize("device_augmentation", [False, True])
-def test_trainer_on_the_device(tmp_path, matrix_device, device_augmentation):
+def test_trainer_on_the_device(
+    tiny_sysu_root, tiny_train_config, tmp_path, matrix_device, device_augmentation
+):
     """Two short epochs (the second in stage 2) of the training engine on the matrix
     device, with the per-sample or the batched on-device augmentation: the model and the
     memories live on the device, the losses are finite, the checkpoint is written, and a
     run stopped after its first epoch resumes from the checkpoint onto the device."""
     import dataclasses
 
-    from sdcl_toolkit.data import write_synthetic_sysu
-    from sdcl_toolkit.engine import SDCLTrainer, TrainConfig
+    from sdcl_toolkit.engine import SDCLTrainer
 
-    root = write_synthetic_sysu(
-        tmp_path / "SYSU-MM01", identities=16, images_per_camera=3, nuisance=0.1, seed=3,
-        test_fraction=0.25, val_fraction=0.0,
-    )  # fmt: skip
-    config = TrainConfig.from_recipe(
-        sdcl.SDCLRecipe.miniature(epochs=2, iters=2),
-        model="tiny",
-        pretrained="none",
-        seed=0,
-        data_dir=str(root),
-        output_dir=str(tmp_path / "run"),
-        pretrain_steps=0,
-        eval_every=0,
-        eval_before=False,
-        trials=2,
-        eval_batch_size=64,
-        workers=0,
-        progress=False,
+    config = tiny_train_config(
+        tiny_sysu_root,
+        tmp_path / "run",
         device=str(matrix_device),
         device_augmentation=device_augmentation,
     )

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sdcl_toolkit import SDCLRecipe
-from sdcl_toolkit.data.synthetic import (
-    write_synthetic_llcm,
-    write_synthetic_regdb,
-    write_synthetic_sysu,
-)
-from sdcl_toolkit.engine import SDCLTrainer, TrainConfig
+from sdcl_toolkit.data.synthetic import write_synthetic_llcm, write_synthetic_regdb
+from sdcl_toolkit.engine import SDCLTrainer
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,16 +27,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def sysu_root(tmp_path_factory) -> Path:
-    return write_synthetic_sysu(
-        tmp_path_factory.mktemp("tools") / "SYSU-MM01",
-        identities=16,
-        images_per_camera=3,
-        nuisance=0.1,
-        seed=3,
-        test_fraction=0.25,
-        val_fraction=0.0,
-    )
+def sysu_root(tiny_sysu_root) -> Path:
+    """The suite's tiny generated SYSU-MM01 tree (``tests/conftest.py``); read only."""
+    return tiny_sysu_root
 
 
 @pytest.fixture(scope="session")
@@ -63,24 +51,9 @@ def llcm_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_run(sysu_root, tmp_path_factory):
+def trained_run(sysu_root, tiny_train_config, tmp_path_factory):
     """``(run folder, history)`` of a two-epoch run of the tiny model."""
     run = tmp_path_factory.mktemp("tools") / "run"
-    config = TrainConfig.from_recipe(
-        SDCLRecipe.miniature(epochs=2, iters=2),
-        model="tiny",
-        pretrained="none",
-        seed=0,
-        data_dir=str(sysu_root),
-        output_dir=str(run),
-        pretrain_steps=0,
-        eval_every=1,
-        eval_before=False,
-        trials=2,
-        eval_batch_size=64,
-        workers=0,
-        progress=False,
-    )
-    history = SDCLTrainer(config).fit()
+    history = SDCLTrainer(tiny_train_config(sysu_root, run, eval_every=1)).fit()
     assert (run / "last.pth").is_file()
     return run, history
