@@ -98,6 +98,34 @@ def _warn_deprecated(message: str) -> None:
     warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
+_POSITIONAL_TARGETS = (
+    "passing target_deep/target_shallow to CNL positionally is deprecated and will be "
+    "removed in the next version; use cnl(..., target_deep=..., target_shallow=...)"
+)
+
+
+def _positional_targets(
+    method: str,
+    fixed: int,
+    args: tuple[Any, ...],
+    target_deep: Optional[InstanceMemory],
+    target_shallow: Optional[InstanceMemory],
+) -> tuple[Optional[InstanceMemory], Optional[InstanceMemory], bool]:
+    """The target memories of a CNL call whose ``fixed`` leading arguments are followed by
+    ``args`` (the deprecated positional targets): ``(target_deep, target_shallow,
+    given_positionally)``."""
+    if not args:
+        return target_deep, target_shallow, False
+    if len(args) > 2:
+        raise TypeError(
+            f"CNL.{method}() takes at most {fixed + 2} positional arguments, got "
+            f"{fixed + len(args)}"
+        )
+    if target_deep is not None or (len(args) == 2 and target_shallow is not None):
+        raise TypeError(f"CNL.{method}() got multiple values for a target memory")
+    return args[0], (args[1] if len(args) == 2 else target_shallow), True
+
+
 class ShallowDeepContrastResult(NamedTuple):
     """Result of :class:`ShallowDeepContrast`: ``total = deep + lambda_shallow * shallow``."""
 
@@ -271,10 +299,19 @@ class CollaborativeNeighborLearning(nn.Module):
         indices: ArrayLike,
         query_deep: InstanceMemory,
         query_shallow: InstanceMemory,
+        *args: Any,
         target_deep: Optional[InstanceMemory] = None,
         target_shallow: Optional[InstanceMemory] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the ``[B, N_target]`` bool mask ``M`` and ``[B]`` int64 ``n = M.sum(1) + 1``."""
+        """Return the ``[B, N_target]`` bool mask ``M`` and ``[B]`` int64 ``n = M.sum(1) + 1``.
+
+        ``target_deep`` and ``target_shallow`` are keyword-only, as in :meth:`forward`;
+        passing them positionally is deprecated (``DeprecationWarning``)."""
+        target_deep, target_shallow, positional = _positional_targets(
+            "neighbor_mask", 3, args, target_deep, target_shallow
+        )
+        if positional:
+            _warn_deprecated(_POSITIONAL_TARGETS)
         target_deep, target_shallow = self._targets(
             query_deep, query_shallow, target_deep, target_shallow
         )
@@ -318,21 +355,11 @@ class CollaborativeNeighborLearning(nn.Module):
         NeighborLossResult
             ``(deep, shallow, mask, num_neighbors)``, unweighted.
         """
-        if args:
-            if len(args) > 2:
-                raise TypeError(
-                    f"CNL.forward() takes at most 7 positional arguments, got {5 + len(args)}"
-                )
-            if target_deep is not None or (len(args) == 2 and target_shallow is not None):
-                raise TypeError("CNL.forward() got multiple values for a target memory")
-            _warn_deprecated(
-                "passing target_deep/target_shallow to CNL positionally is deprecated and will "
-                "be removed in the next version; use cnl(..., target_deep=..., "
-                "target_shallow=...)"
-            )
-            target_deep = args[0]
-            if len(args) == 2:
-                target_shallow = args[1]
+        target_deep, target_shallow, positional = _positional_targets(
+            "forward", 5, args, target_deep, target_shallow
+        )
+        if positional:
+            _warn_deprecated(_POSITIONAL_TARGETS)
         target_deep, target_shallow = self._targets(
             query_deep, query_shallow, target_deep, target_shallow
         )

@@ -139,7 +139,11 @@ def test_fixture_masks_are_intersections_not_single_depth(cnl_fixture, banks):
         single = cnl._relative_neighbors(query, target)
         assert not torch.equal(single, expected)  # both neighbourhoods matter in this fixture
     mask, count = cnl.neighbor_mask(
-        idx, banks["src_deep"], banks["src_shallow"], banks["tgt_deep"], banks["tgt_shallow"]
+        idx,
+        banks["src_deep"],
+        banks["src_shallow"],
+        target_deep=banks["tgt_deep"],
+        target_shallow=banks["tgt_shallow"],
     )
     assert torch.equal(mask, expected) and torch.equal(count, expected.sum(1) + 1)
 
@@ -488,6 +492,25 @@ def test_positional_cnl_targets_still_work_and_warn(cnl_fixture, banks):
             CNL()(deep, shallow, idx, *memories, banks["tgt_deep"])
     with pytest.raises(TypeError, match="multiple values"):
         CNL()(deep, shallow, idx, *memories, banks["tgt_deep"], target_deep=banks["tgt_deep"])
+    with pytest.raises(TypeError, match=r"forward\(\) takes at most 7 positional"):
+        CNL()(deep, shallow, idx, *memories, banks["tgt_deep"], banks["tgt_shallow"], None)
+
+
+def test_positional_neighbor_mask_targets_still_work_and_warn(banks):
+    idx = torch.arange(5)
+    memories = (banks["src_deep"], banks["src_shallow"])
+    targets = {"target_deep": banks["tgt_deep"], "target_shallow": banks["tgt_shallow"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = CNL().neighbor_mask(idx, *memories, **targets)
+    with pytest.warns(DeprecationWarning, match="target_deep=.*target_shallow=") as record:
+        old = CNL().neighbor_mask(idx, *memories, banks["tgt_deep"], banks["tgt_shallow"])
+    assert record[0].filename == __file__
+    assert all(torch.equal(a, b) for a, b in zip(old, expected))
+    with pytest.raises(TypeError, match=r"neighbor_mask\(\) takes at most 5 positional"):
+        CNL().neighbor_mask(idx, *memories, banks["tgt_deep"], banks["tgt_shallow"], None)
+    with pytest.raises(TypeError, match="multiple values"):
+        CNL().neighbor_mask(idx, *memories, banks["tgt_deep"], target_deep=banks["tgt_deep"])
 
 
 @pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
