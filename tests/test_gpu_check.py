@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,3 +133,13 @@ def test_unknown_step_and_missing_cuda_are_refused(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
     assert gpu_check.main(["--device", "cuda", "--out", str(tmp_path / "y.json")]) == 2
     assert "CUDA is not available" in capsys.readouterr().out
+
+
+def test_label_disagreement_is_zero_for_renamed_labels():
+    gpu_check = _load_gpu_check()
+    a = np.array([0, 0, 1, 1, 2, -1, -1])
+    assert gpu_check._disagreement(a, a) == 0.0
+    assert gpu_check._disagreement(a, np.array([5, 5, 3, 3, 9, -1, -1])) == 0.0  # renamed
+    assert gpu_check._disagreement(a, np.array([5, 5, 3, 4, 9, -1, -1])) == 1 / 7  # a split
+    assert gpu_check._disagreement(a, np.array([5, 5, 5, 5, 9, -1, -1])) == 2 / 7  # a merge
+    assert gpu_check._disagreement(a[:0], a[:0]) == 0.0
