@@ -11,6 +11,7 @@ losses that teach nothing.
   :class:`ClusterCollapseError` with what to change; one collapsed modality in stage 1, or
   nearly all samples outliers (fewer than :data:`MIN_KEPT_FRACTION` kept), is a warning.
 * :func:`zero_loss_parts`: loss parts that are identically 0 over an epoch's steps.
+* :func:`loader_starvation`: a GPU that waited for its data loaders for much of an epoch.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ __all__ = [
     "check_features_finite",
     "check_clustering",
     "zero_loss_parts",
+    "loader_starvation",
     "MIN_KEPT_FRACTION",
+    "MAX_DATA_WAIT_FRACTION",
 ]
 
 MIN_KEPT_FRACTION = 0.2
 """Below this share of a modality's samples in clusters, the run is warned about."""
+MAX_DATA_WAIT_FRACTION = 0.3
+"""Above this share of an epoch's training time spent waiting for batches on a GPU, the run
+is warned about (the loader workers cannot keep up)."""
+_MIN_TRAIN_SECONDS = 5.0
+"""Epochs shorter than this are not judged (start-up of the workers dominates them)."""
 
 _ALWAYS_ACTIVE = ("loss", "contrast")
 """Loss parts that are scheduled in every epoch of every recipe (the CNL groups start at
@@ -124,3 +132,33 @@ def zero_loss_parts(losses: dict[str, float], steps: int) -> list[str]:
         for name, value in losses.items()
         if (name in _ALWAYS_ACTIVE or name.startswith("contrast_")) and value == 0.0
     ]
+
+
+def loader_starvation(
+    wait_seconds: float,
+    train_seconds: float,
+    device_type: str,
+    workers: int,
+    device_augmentation: bool,
+) -> str:
+    """A warning when the model waited for its data for more than
+    :data:`MAX_DATA_WAIT_FRACTION` of an epoch's training time on a GPU; ``""`` otherwise.
+
+    ``wait_seconds`` is the time the training loop spent waiting for the next batch (each
+    step ends by reading its losses, so the device is idle while it waits). On the CPU the
+    workers and the model share the cores, so the share says nothing and is not judged."""
+    if device_type == "cpu" or train_seconds < _MIN_TRAIN_SECONDS:
+        return ""
+    share = wait_seconds / train_seconds
+    if share <= MAX_DATA_WAIT_FRACTION:
+        return ""
+    advice = f"raise --workers (now {workers})"
+    if not device_augmentation:
+        advice += (
+            " or pass --device-augmentation (the workers then only decode and resize; "
+            "about 6x the images per worker on the CPU it was measured on)"
+        )
+    return (
+        f"the model waited {wait_seconds:.1f} s of {train_seconds:.1f} s ({share:.0%}) for its "
+        f"data loaders: they cannot keep the {device_type} device busy; {advice}"
+    )

@@ -48,7 +48,7 @@ from torch import nn
 
 from ..data.batch_augment import SDCLBatchAugment
 from ..data.dataset_check import quick_check
-from ..data.loaders import join_sdcl_batches, make_sdcl_train_loaders
+from ..data.loaders import default_num_workers, join_sdcl_batches, make_sdcl_train_loaders
 from ..data.transforms import test_transform
 from ..distributed import (
     broadcast_object,
@@ -72,7 +72,12 @@ from .checkpoint import (
 from .config import TrainConfig
 from .evaluation import EvaluationResult, evaluate_regdb, evaluate_sysu, format_results
 from .features import autocast_context, extract_features
-from .health import check_clustering, check_features_finite, zero_loss_parts
+from .health import (
+    check_clustering,
+    check_features_finite,
+    loader_starvation,
+    zero_loss_parts,
+)
 from .preflight import check_evaluation_split, check_images_readable, evaluation_records
 from .resume_policy import OPTIMISER, apply_optimiser_settings, resume_changes
 from .run_dir import OutputDirLock, new_run_id, prepare_output_dir
@@ -606,7 +611,14 @@ class SDCLTrainer:
             desc=f"epoch {epoch} (stage {stage})",
             total=recipe.iterations(epoch),
         )
-        for batch_rgb, batch_ir in batches:
+        iterator, waited = iter(batches), 0.0
+        while True:
+            asked = time.perf_counter()
+            batch = next(iterator, None)  # the wait for the loaders: the device is idle
+            waited += time.perf_counter() - asked
+            if batch is None:
+                break
+            batch_rgb, batch_ir = batch
             parts = self.train_step(batch_rgb, batch_ir, objective)
             for key, value in parts.items():
                 sums[key] += value
@@ -614,6 +626,7 @@ class SDCLTrainer:
             if hasattr(batches, "set_postfix"):
                 batches.set_postfix(loss=f"{parts['loss']:.3f}")
         timings["train"] = time.perf_counter() - start
+        timings["data_wait"] = waited
         self._sync_buffers()
         self.scheduler.step()
         self.last_objective = objective
@@ -653,9 +666,18 @@ class SDCLTrainer:
             f"{record['outliers'][RGB]} IR {record['outliers'][IR]}"
             + (f" | associated {100 * assoc:.1f}%" if assoc is not None else "")
             + f" | features {timings['features']:.1f}s labels {timings['pseudo_labels']:.1f}s "
-            f"train {timings['train']:.1f}s"
+            f"train {timings['train']:.1f}s (data wait {timings['data_wait']:.1f}s)"
         )
         self.log.event("epoch", **record)
+        starving = loader_starvation(
+            timings["data_wait"],
+            timings["train"],
+            self.device.type,
+            default_num_workers() if config.workers is None else config.workers,
+            config.device_augmentation,
+        )
+        if starving:
+            self.log.warning(f"epoch {epoch}: {starving}")
         for part in zero_loss_parts(record["losses"], steps):
             self.log.warning(
                 f"epoch {epoch}: the loss part {part!r} was exactly 0 in every step: it "

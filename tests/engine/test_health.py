@@ -9,6 +9,7 @@ from sdcl_toolkit.engine.health import (
     TrainingDivergedError,
     check_clustering,
     check_features_finite,
+    loader_starvation,
     zero_loss_parts,
 )
 
@@ -59,6 +60,25 @@ def test_identically_zero_loss_parts():
     losses = {"loss": 1.0, "contrast": 0.0, "contrast_rgb_deep": 0.0, "heterogeneous": 0.0}
     assert zero_loss_parts(losses, steps=3) == ["contrast", "contrast_rgb_deep"]
     assert zero_loss_parts(losses, steps=0) == []
+
+
+def test_loader_starvation_is_judged_on_gpus_only():
+    message = loader_starvation(4.0, 10.0, "cuda", 4, False)
+    assert "waited 4.0 s of 10.0 s (40%)" in message
+    assert "--workers (now 4)" in message and "--device-augmentation" in message
+    assert "--device-augmentation" not in loader_starvation(4.0, 10.0, "cuda", 4, True)
+    assert loader_starvation(2.0, 10.0, "cuda", 4, False) == ""  # 20%: fine
+    assert loader_starvation(9.0, 10.0, "cpu", 2, False) == ""  # cores shared: not judged
+    assert loader_starvation(3.0, 4.0, "cuda", 4, False) == ""  # too short to judge
+
+
+def test_the_epoch_record_holds_the_data_wait(tiny_config):
+    from sdcl_toolkit.engine import SDCLTrainer
+
+    history = SDCLTrainer(tiny_config).fit()
+    for epoch in history["epochs"]:
+        seconds = epoch["seconds"]
+        assert 0.0 < seconds["data_wait"] <= seconds["train"]
 
 
 def test_a_diverged_model_stops_with_the_trainers_message(tiny_config):
