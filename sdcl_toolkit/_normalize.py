@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l2_normalize", "l2_normalize_float32", "needs_rescaling"]
+__all__ = ["l2_normalize", "l2_normalize_float32", "needs_rescaling", "row_divisor"]
 
 _NORM_EPS = 1e-12
 # row scales (largest |entry|) for which F.normalize is exact in float32: squares of up to
@@ -29,25 +29,45 @@ _SAFE_SCALE = (1e-15, 1e15)
 
 def needs_rescaling(scale: torch.Tensor) -> bool:
     """Whether some non-zero row scale lies outside the range where F.normalize is exact."""
+    return bool(_outside_safe_range(scale).any())
+
+
+def _outside_safe_range(scale: torch.Tensor) -> torch.Tensor:
+    """Per row: the non-zero scales outside ``[1e-15, 1e15]`` (bool, same shape)."""
     low, high = _SAFE_SCALE
-    outside = (scale != 0) & ((scale < low) | (scale > high))
-    return bool(outside.any())
+    return (scale != 0) & ((scale < low) | (scale > high))
+
+
+def row_divisor(scale: torch.Tensor, always: bool = False) -> torch.Tensor:
+    """What each row is divided by before it is normalised: its largest absolute entry
+    ``scale`` where that lies outside ``[1e-15, 1e15]`` (or, with ``always``, wherever it is
+    non-zero), else exactly 1.
+
+    Dividing by 1 is exact (values and gradients), so ordinary rows are normalised as if
+    nothing had been done, and no host synchronisation decides which rows to rescale.
+    """
+    rescale = (scale != 0) if always else _outside_safe_range(scale)
+    return torch.where(rescale, scale, torch.ones_like(scale))
 
 
 def l2_normalize(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """``x / ||x||`` along ``dim`` (``[N, D]`` floating, any device), exact for any finite scale.
 
-    Equation: ``s = max_j |x_j|`` (treated as a constant), ``y = x / s``,
-    ``out = y / max(||y||, 1e-12)``; ``s = 1`` for all-zero rows. Output dtype = input dtype.
+    Equation: ``s = max_j |x_j|`` (treated as a constant; 1 for all-zero rows and, in float32
+    and float64, for rows with ``s`` in ``[1e-15, 1e15]``), ``y = x / s``,
+    ``out = y / max(||y||, 1e-12)``. Output dtype = input dtype. float16/bfloat16 rows are
+    always divided by ``s`` (their squares overflow above ~256 / ~1.8e19).
     """
     if x.numel() == 0:
         return F.normalize(x, dim=dim, eps=_NORM_EPS)
     scale = x.detach().abs().amax(dim=dim, keepdim=True)
-    if x.dtype in (torch.float32, torch.float64) and not needs_rescaling(scale):
+    exact_dtype = x.dtype in (torch.float32, torch.float64)
+    if exact_dtype and x.requires_grad and torch.is_grad_enabled() and not needs_rescaling(scale):
+        # with autograd, F.normalize's own graph: an extra divide-by-1 node would change
+        # the order in which autograd sums the gradients of x (ulps). Without autograd (the
+        # memory updates) no host synchronisation decides the rows to rescale.
         return F.normalize(x, dim=dim, eps=_NORM_EPS)
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    scaled = x / scale
-    return scaled / torch.linalg.vector_norm(scaled, dim=dim, keepdim=True).clamp_min(_NORM_EPS)
+    return F.normalize(x / row_divisor(scale, always=not exact_dtype), dim=dim, eps=_NORM_EPS)
 
 
 def l2_normalize_float32(x: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._arrays import ArrayLike, array_kind, as_features, as_index, as_labels
-from ._normalize import l2_normalize, l2_normalize_float32, needs_rescaling
+from ._normalize import l2_normalize, l2_normalize_float32, row_divisor
 from ._validation import check_choice, check_int, check_real
 from .clustering import cluster_centroids
 from .distributed import all_gather_cat
@@ -223,9 +223,7 @@ def _normalize_rows_(rows: torch.Tensor) -> torch.Tensor:
     as :func:`sdcl_toolkit._normalize.l2_normalize`.
     """
     if rows.numel():
-        scale = rows.abs().amax(dim=-1, keepdim=True)
-        if needs_rescaling(scale):
-            rows.div_(torch.where(scale > 0, scale, torch.ones_like(scale)))
+        rows.div_(row_divisor(rows.abs().amax(dim=-1, keepdim=True)))  # 1 for ordinary rows
     return rows.div_(torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min_(_NORM_EPS))
 
 
